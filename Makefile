@@ -1,0 +1,45 @@
+# The README's two commands, `make demo` and `make test`, each set up their
+# own environment: a virtual environment (default .venv, or BEVT_VENV / VENV)
+# that is created when missing and updated when a requirements file changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= $(or $(BEVT_VENV),.venv)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bevt-installed
+INSTALL_INPUTS := requirements.txt $(wildcard requirements/*.txt) setup.py \
+	pyproject.toml bevt-startup.pth
+LINT_PATHS := bevt tools tests configs setup.py
+
+.PHONY: demo test lint pytest dev install clean
+
+# Create or update the environment; bevt is installed editable (so code
+# changes need no reinstall) with its `.mim` symlinks and start-up hook.
+$(STAMP): $(INSTALL_INPUTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements/build.txt
+	$(BIN)/python -m pip install -q -r requirements/runtime.txt \
+		-r requirements/tests.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+dev: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py
+
+lint: $(STAMP)
+	$(BIN)/flake8 $(LINT_PATHS)
+	$(BIN)/isort --check-only --diff $(LINT_PATHS)
+	$(BIN)/yapf --diff --recursive $(LINT_PATHS)
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+test: lint pytest
+
+# A regular (non-editable) install into the current Python environment.
+install:
+	$(PYTHON) -m pip install .
+
+clean:
+	rm -rf build dist *.egg-info bevt/.mim work_dirs

@@ -1,0 +1,9 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""bevt data: transforms and datasets, plus the generated demo dataset.
+
+Importing this package registers bevt's transforms and datasets in
+:mod:`bevt.registry`.
+"""
+from .synthetic_motion import MOTIONS, SHAPES, make_synthetic_dataset
+
+__all__ = ['MOTIONS', 'SHAPES', 'make_synthetic_dataset']

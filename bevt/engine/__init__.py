@@ -1,0 +1,7 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""bevt engine parts (loops, hooks, optimiser constructors) that mmaction2
+and mmengine lack.
+
+Importing this package registers them in :mod:`bevt.registry`.
+"""
+__all__ = []

@@ -1,0 +1,15 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Type aliases used in bevt signatures (as in mmaction2)."""
+from typing import Dict, List, Optional, Union
+
+from mmengine.config import ConfigDict
+from mmengine.structures import BaseDataElement
+
+ConfigType = Union[ConfigDict, dict]
+OptConfigType = Optional[ConfigType]
+MultiConfig = Union[ConfigType, List[ConfigType]]
+OptMultiConfig = Optional[MultiConfig]
+SampleList = List[BaseDataElement]
+OptSampleList = Optional[SampleList]
+ForwardResults = Union[Dict[str, 'torch.Tensor'], List[BaseDataElement],
+                       tuple, 'torch.Tensor']
