@@ -37,7 +37,7 @@ from mmaction.registry import VISBACKENDS as MMACTION_VISBACKENDS
 from mmaction.registry import VISUALIZERS as MMACTION_VISUALIZERS
 from mmaction.registry import \
     WEIGHT_INITIALIZERS as MMACTION_WEIGHT_INITIALIZERS
-from mmengine.registry import FUNCTION as MMENGINE_FUNCTION
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 
 SCOPE = 'bevt'
@@ -97,4 +97,4 @@ VISBACKENDS = _child('vis_backend', MMACTION_VISBACKENDS,
                      'mmaction.visualization')
 INFERENCERS = _child('inferencer', MMACTION_INFERENCERS,
                      'mmaction.apis.inferencers')
-FUNCTION = _child('function', MMENGINE_FUNCTION)
+FUNCTION = _child('function', MMENGINE_FUNCTIONS)

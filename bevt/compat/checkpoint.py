@@ -25,6 +25,9 @@ from types import ModuleType
 from typing import Callable, List, Optional, Tuple, Union
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
+# registered by every HistoryBuffer.__init__, so a fresh process that has
+# not made one yet does not list them in HistoryBuffer._statistics_methods
+_BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -42,7 +45,8 @@ def _history_buffer_getattr(obj: object, name: str) -> Callable:
         Callable: ``HistoryBuffer.<name>``.
     """
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    allowed = set(_BUILTIN_STATISTICS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed: only the statistics '

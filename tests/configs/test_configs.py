@@ -1,0 +1,31 @@
+# Copyright (c) bevt contributors. All rights reserved.
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from bevt.registry import MODELS
+from bevt.testing import REPO_ROOT
+
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True))
+
+
+def test_configs_exist():
+    assert any('smoke' in path for path in CONFIGS)
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO_ROOT) for p in CONFIGS])
+def test_config_parses_and_model_builds(path):
+    cfg = Config.fromfile(path)
+    if 'model' not in cfg:
+        return
+    if '_base_' not in osp.relpath(path, REPO_ROOT):  # a complete config
+        assert cfg.default_scope == 'bevt'
+    with DefaultScope.overwrite_default_scope('bevt'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert sum(p.numel() for p in model.parameters()) > 0
