@@ -15,7 +15,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
@@ -55,8 +54,9 @@ def add_mim_extension() -> None:
     """
     if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
         mode = 'symlink'
-    elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'build',
-                                         'install')):
+    elif any(
+            cmd in sys.argv
+            for cmd in ('sdist', 'bdist_wheel', 'build', 'install')):
         mode = 'copy'
     else:
         return
@@ -119,9 +119,12 @@ setup(
     license='Apache License 2.0',
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
-        'tests': parse_requirements('requirements/tests.txt'),
-        'optional': parse_requirements('requirements/optional.txt'),
-        'all': parse_requirements('requirements/tests.txt') +
+        'tests':
+        parse_requirements('requirements/tests.txt'),
+        'optional':
+        parse_requirements('requirements/optional.txt'),
+        'all':
+        parse_requirements('requirements/tests.txt') +
         parse_requirements('requirements/optional.txt'),
     },
     cmdclass={'build_py': BuildPyWithStartupHook},

@@ -54,8 +54,7 @@ RUNNERS = _child('runner', MMACTION_RUNNERS, 'bevt.engine',
 RUNNER_CONSTRUCTORS = _child('runner constructor',
                              MMACTION_RUNNER_CONSTRUCTORS, 'bevt.engine',
                              'mmaction.engine.runner')
-LOOPS = _child('loop', MMACTION_LOOPS, 'bevt.engine',
-               'mmaction.engine.runner')
+LOOPS = _child('loop', MMACTION_LOOPS, 'bevt.engine', 'mmaction.engine.runner')
 HOOKS = _child('hook', MMACTION_HOOKS, 'bevt.engine', 'mmaction.engine.hooks')
 OPTIMIZERS = _child('optimizer', MMACTION_OPTIMIZERS, 'bevt.engine',
                     'mmaction.engine.optimizers')
@@ -73,8 +72,8 @@ LOG_PROCESSORS = _child('log_processor', MMACTION_LOG_PROCESSORS,
 # data
 DATASETS = _child('dataset', MMACTION_DATASETS, 'bevt.datasets',
                   'mmaction.datasets')
-DATA_SAMPLERS = _child('data sampler', MMACTION_DATA_SAMPLERS,
-                       'bevt.datasets', 'mmaction.datasets')
+DATA_SAMPLERS = _child('data sampler', MMACTION_DATA_SAMPLERS, 'bevt.datasets',
+                       'mmaction.datasets')
 TRANSFORMS = _child('transform', MMACTION_TRANSFORMS, 'bevt.datasets',
                     'mmaction.datasets.transforms')
 

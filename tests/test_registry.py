@@ -40,8 +40,7 @@ def test_lookups_through_bevt_scope():
             dict(
                 type='SwinTransformer3D',
                 arch=dict(
-                    embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1,
-                                                                  1]),
+                    embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
                 pretrained2d=False))
         assert type(model).__name__ == 'SwinTransformer3D'
         for name in ('DecordInit', 'SampleFrames', 'FormatShape',

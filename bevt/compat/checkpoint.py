@@ -108,8 +108,9 @@ def load_from_local(filename: str,
                 filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as e:
             lines = [line.strip() for line in str(e).splitlines()]
-            detail = next((line for line in lines
-                           if 'WeightsUnpickler error' in line), lines[-1])
+            detail = next(
+                (line for line in lines if 'WeightsUnpickler error' in line),
+                lines[-1])
             raise UnsafeCheckpointError(
                 f'Refused to load checkpoint {filename}: it needs a pickle '
                 'global that bevt does not allow, so loading it could run '

@@ -15,7 +15,6 @@ Two small meta path finders (duck-typed: ``importlib.abc`` alone costs
 Standard library only: this runs at interpreter start-up.
 """
 from __future__ import annotations
-
 import importlib
 import importlib.util
 import sys

@@ -24,8 +24,7 @@ def check_versions(mmaction_module: ModuleType) -> None:
     import mmcv
     import mmengine
     from mmengine.utils import digit_version
-    modules = dict(
-        mmengine=mmengine, mmcv=mmcv, mmaction=mmaction_module)
+    modules = dict(mmengine=mmengine, mmcv=mmcv, mmaction=mmaction_module)
     for name, (low, high) in VERSION_RANGES.items():
         version = modules[name].__version__
         if not (digit_version(low) <= digit_version(version) <

@@ -61,8 +61,10 @@ def _draw(canvas: np.ndarray, shape: str, center: np.ndarray, radius: float,
           angle: float, color: Sequence[int]) -> np.ndarray:
     points = _shape_points(shape, center, radius, angle)
     out = canvas.copy()
-    cv2.fillPoly(out, [np.round(points).astype(np.int32)],
-                 tuple(int(c) for c in color), lineType=cv2.LINE_AA)
+    cv2.fillPoly(
+        out, [np.round(points).astype(np.int32)],
+        tuple(int(c) for c in color),
+        lineType=cv2.LINE_AA)
     return out
 
 
@@ -112,7 +114,8 @@ def make_clip(motion: str,
     return np.stack(frames)
 
 
-def make_image(shape: str, rng: np.random.Generator,
+def make_image(shape: str,
+               rng: np.random.Generator,
                size: int = 64) -> np.ndarray:
     """Render one image of ``shape``, (size, size, 3) uint8 BGR."""
     if shape not in SHAPES:
@@ -179,8 +182,9 @@ def make_synthetic_dataset(root: str,
                     else:
                         rel = f'{name}/{index:04d}.png'
                         cv2.imwrite(
-                            osp.join(_mkdir(root, stream, split, name),
-                                     f'{index:04d}.png'),
+                            osp.join(
+                                _mkdir(root, stream, split,
+                                       name), f'{index:04d}.png'),
                             make_image(name, rng, size))
                     lines.append(f'{rel} {label}')
             lists[f'{stream}_{split}'] = osp.join(root,

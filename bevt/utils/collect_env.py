@@ -1,5 +1,8 @@
 # Copyright (c) bevt contributors. All rights reserved.
-"""Collect the versions of the environment (``python -m bevt.utils.collect_env``)."""
+"""Collect the environment's versions.
+
+Run as ``python -m bevt.utils.collect_env``.
+"""
 from mmengine.utils import get_git_hash
 from mmengine.utils.dl_utils import collect_env as collect_base_env
 

@@ -13,12 +13,11 @@ from bevt.testing import REPO_ROOT, fresh_env, run_python
 
 DOWNSTREAM = ("_base_ = 'bevt::_base_/default_runtime.py'\n"
               'downstream = True\n')
-READ_CONFIG = (
-    'import sys\n'
-    'from mmengine.config import Config\n'
-    'cfg = Config.fromfile({path!r})\n'
-    'import bevt\n'
-    'print(cfg.default_scope, cfg.downstream, bevt.__file__)\n')
+READ_CONFIG = ('import sys\n'
+               'from mmengine.config import Config\n'
+               'cfg = Config.fromfile({path!r})\n'
+               'import bevt\n'
+               'print(cfg.default_scope, cfg.downstream, bevt.__file__)\n')
 
 
 @pytest.fixture

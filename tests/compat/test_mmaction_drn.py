@@ -34,8 +34,7 @@ def test_import_mmaction_models_with_fix():
 def test_import_mmaction_models_fails_without_fix():
     # neither the start-up hook nor an import of bevt: the bare failure
     result = run_python(
-        'import mmaction.models',
-        env=fresh_env(BEVT_NO_STARTUP_HOOK='1'))
+        'import mmaction.models', env=fresh_env(BEVT_NO_STARTUP_HOOK='1'))
     assert result.returncode != 0
     assert "No module named 'mmaction.models.localizers.drn'" in (
         result.stderr)
@@ -45,10 +44,9 @@ def test_import_mmaction_models_fails_without_fix():
         env=fresh_env(BEVT_NO_STARTUP_HOOK='1'))
     assert result.returncode == 0, result.stderr
     # with the hooks removed again, the failure is back
-    result = run_python(
-        'import bevt.compat.import_hooks as h\n'
-        'h.uninstall()\n'
-        'import mmaction.models\n')
+    result = run_python('import bevt.compat.import_hooks as h\n'
+                        'h.uninstall()\n'
+                        'import mmaction.models\n')
     assert result.returncode != 0
     assert 'mmaction.models.localizers.drn' in result.stderr
 
@@ -63,13 +61,12 @@ def test_complete_mmaction_is_left_alone(tmp_path):
     drn = site / 'mmaction' / 'models' / 'localizers' / 'drn'
     drn.mkdir(exist_ok=True)
     (drn / '__init__.py').write_text('')
-    (drn / 'drn.py').write_text(
-        'from mmaction.registry import MODELS\n'
-        'REAL = True\n'
-        '@MODELS.register_module()\n'
-        'class DRN:\n'
-        '    def __init__(self):\n'
-        '        self.real = True\n')
+    (drn / 'drn.py').write_text('from mmaction.registry import MODELS\n'
+                                'REAL = True\n'
+                                '@MODELS.register_module()\n'
+                                'class DRN:\n'
+                                '    def __init__(self):\n'
+                                '        self.real = True\n')
     result = run_python(
         'import bevt, mmaction, mmaction.models\n'
         'import mmaction.models.localizers.drn.drn as drn\n'

@@ -38,8 +38,8 @@ def test_deterministic(tmp_path):
             images_per_class=dict(train=1),
             seed=3)
     first, second = (
-        read_clip(str(tmp_path / name / 'videos' / 'train' /
-                      'grow_0000.mp4')) for name in ('a', 'b'))
+        read_clip(str(tmp_path / name / 'videos' / 'train' / 'grow_0000.mp4'))
+        for name in ('a', 'b'))
     np.testing.assert_array_equal(first, second)
 
 

@@ -18,7 +18,9 @@ QUICK = [
     'train_dataloader.persistent_workers=False',
     'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
     'test_dataloader.num_workers=0',
-    'test_dataloader.persistent_workers=False', 'train_cfg.val_interval=10'
+    'test_dataloader.persistent_workers=False', 'train_cfg.val_interval=10',
+    'default_hooks.checkpoint.interval=1',
+    'default_hooks.checkpoint.max_keep_ckpts=-1'
 ]
 
 
@@ -50,9 +52,8 @@ def trained(motion_data, tmp_path_factory):
     """One epoch of the smoke config with tools/train.py."""
     work_dir = str(tmp_path_factory.mktemp('train'))
     result = run([
-        sys.executable, 'tools/train.py', SMOKE_CONFIG, '--work-dir',
-        work_dir, '--seed', '1', '--cfg-options', 'train_cfg.max_epochs=1',
-        *QUICK
+        sys.executable, 'tools/train.py', SMOKE_CONFIG, '--work-dir', work_dir,
+        '--seed', '1', '--cfg-options', 'train_cfg.max_epochs=1', *QUICK
     ], motion_data)
     assert result.returncode == 0, result.stderr[-3000:]
     return work_dir
@@ -67,9 +68,8 @@ def test_resume_continues_training(trained, motion_data):
     # a bare --resume picks the latest checkpoint of the work dir; the
     # checkpoint was written by a real run and loads with weights_only on
     result = run([
-        sys.executable, 'tools/train.py', SMOKE_CONFIG, '--work-dir',
-        trained, '--resume', '--cfg-options', 'train_cfg.max_epochs=2',
-        *QUICK
+        sys.executable, 'tools/train.py', SMOKE_CONFIG, '--work-dir', trained,
+        '--resume', '--cfg-options', 'train_cfg.max_epochs=2', *QUICK
     ], motion_data)
     assert result.returncode == 0, result.stderr[-3000:]
     log = log_text(trained)

@@ -2,7 +2,9 @@
 # on the generated motion clips of `bevt.datasets.synthetic_motion`
 # (`make demo` writes them; `BEVT_DATA` points at another copy). It is the
 # from-scratch baseline of the demo and the tiny config of the tool tests.
-_base_ = ['../../_base_/models/swin_nano.py', '../../_base_/default_runtime.py']
+_base_ = [
+    '../../_base_/models/swin_nano.py', '../../_base_/default_runtime.py'
+]
 
 # dataset settings
 dataset_type = 'VideoDataset'
