@@ -1,0 +1,503 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The BEVT backbone: a masked Video Swin shared by an image and a video
+stream, with the two fusion decoders of the official model."""
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmaction.models.backbones.swin import SwinTransformer3D
+from mmcv.cnn import build_norm_layer
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch import Tensor
+
+from bevt.registry import MODELS
+from .swin3d_ops import (shift_attention_mask, stream_window_and_shift,
+                         swin_block_forward)
+
+# official BEVT (``SwinTransformerBEVT``) state-dict names -> ours
+OFFICIAL_KEY_RENAMES = (
+    (r'^lm_down\.', 'image_decoder.reduce.'),
+    (r'^fpn\.0\.', 'image_decoder.upsample_spatial.'),
+    (r'^lm_down_st\.0\.', 'video_decoder.reduce.'),
+    (r'^fpn_s\.0\.', 'video_decoder.upsample_spatial.'),
+    (r'^fpn_t\.0\.', 'video_decoder.upsample_temporal.'),
+)
+DEFAULT_INIT_CFG = [
+    dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+    dict(type='Constant', layer='LayerNorm', val=1., bias=0.)
+]
+
+
+def rename_official_keys(state_dict: Dict[str, Tensor],
+                         final_norm: str = 'norm3') -> Dict[str, Tensor]:
+    """Map official BEVT backbone keys (no ``backbone.`` prefix) to ours.
+
+    The fusion decoders get descriptive names and the final ``norm``
+    becomes mmaction2's ``norm{last stage}``; everything else (patch
+    embeddings, blocks, merging layers, ``mask_token``) keeps its name.
+
+    Args:
+        state_dict (dict): Backbone state dict in the official layout.
+        final_norm (str): Our name of the final norm. Defaults to 'norm3'.
+
+    Returns:
+        dict: The renamed state dict (a new dict, same tensors).
+    """
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, new in OFFICIAL_KEY_RENAMES:
+            key = re.sub(pattern, new, key)
+        key = re.sub(r'^norm\.', f'{final_norm}.', key)
+        renamed[key] = value
+    return renamed
+
+
+class PatchEmbed2D(BaseModule):
+    """Image to patch embedding of the image stream (Conv2d + norm).
+
+    Args:
+        patch_size (Sequence[int]): Patch (Ph, Pw). Defaults to (4, 4).
+        in_channels (int): Input channels. Defaults to 3.
+        embed_dims (int): Embedding channels. Defaults to 96.
+        norm_cfg (dict, optional): Norm after the projection.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 patch_size: Sequence[int] = (4, 4),
+                 in_channels: int = 3,
+                 embed_dims: int = 96,
+                 norm_cfg: Optional[Dict] = None) -> None:
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        self.proj = nn.Conv2d(
+            in_channels, embed_dims, kernel_size=patch_size,
+            stride=patch_size)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1] \
+            if norm_cfg is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Embed images.
+
+        Args:
+            x (Tensor): Images of shape (B, C, H, W).
+
+        Returns:
+            Tensor: Channels-last patches (B, H/Ph, W/Pw, embed_dims).
+        """
+        ph, pw = self.patch_size
+        x = F.pad(x, (0, -x.shape[-1] % pw, 0, -x.shape[-2] % ph))
+        x = self.proj(x).permute(0, 2, 3, 1)  # (B, Hp, Wp, C)
+        return self.norm(x) if self.norm is not None else x
+
+
+class FusionDecoder(BaseModule):
+    """BEVT's fusion decoder: stage-3 ⊕ upsampled stage-4 -> Linear.
+
+    Official names: ``fpn`` / ``lm_down`` (images) and ``fpn_s`` /
+    ``lm_down_st`` / ``fpn_t`` (video). There is no activation.
+
+    Args:
+        low_dims (int): Channels of the stage-3 map (before merging).
+        high_dims (int): Channels of the stage-4 map (and of the output).
+        video (bool): Video decoder (3D transposed convs) or image decoder.
+        temporal_stride (int): Temporal upsampling of the video decoder
+            (the temporal patch size); 1 disables it. Defaults to 1.
+    """
+
+    def __init__(self,
+                 low_dims: int,
+                 high_dims: int,
+                 video: bool,
+                 temporal_stride: int = 1) -> None:
+        super().__init__()
+        self.video = video
+        if video:
+            self.upsample_spatial = nn.ConvTranspose3d(
+                high_dims, high_dims, (1, 2, 2), stride=(1, 2, 2))
+        else:
+            self.upsample_spatial = nn.ConvTranspose2d(
+                high_dims, high_dims, 2, stride=2)
+        self.reduce = nn.Linear(low_dims + high_dims, high_dims)
+        self.upsample_temporal = None
+        if video and temporal_stride > 1:
+            kernel = (temporal_stride, 1, 1)
+            self.upsample_temporal = nn.ConvTranspose3d(
+                high_dims, high_dims, kernel, stride=kernel)
+
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        """Fuse two stages.
+
+        Args:
+            low (Tensor): Stage-3 map (B, D, H3, W3, C3), channels-last.
+            high (Tensor): Stage-4 map (B, D, H4, W4, C4), H4 = ceil(H3/2).
+
+        Returns:
+            Tensor: (B, D*temporal_stride, H3, W3, C4), channels-last.
+        """
+        B, D, H3, W3, _ = low.shape
+        if self.video:
+            high = self.upsample_spatial(high.permute(0, 4, 1, 2, 3))
+            high = high.permute(0, 2, 3, 4, 1)
+        else:  # images run with D == 1
+            high = self.upsample_spatial(high[:, 0].permute(0, 3, 1, 2))
+            high = high.permute(0, 2, 3, 1).unsqueeze(1)
+        high = high[:, :, :H3, :W3]  # odd stage-3 sizes were padded
+        x = self.reduce(torch.cat([low, high], dim=-1))  # (B,D,H3,W3,C4)
+        if self.upsample_temporal is not None:
+            x = self.upsample_temporal(x.permute(0, 4, 1, 2, 3))
+            x = x.permute(0, 2, 3, 4, 1)
+        return x
+
+
+@MODELS.register_module()
+class BEVTSwinTransformer3D(SwinTransformer3D):
+    """Masked Video Swin shared by BEVT's image and video streams.
+
+    `BEVT: BERT Pretraining of Video Transformers
+    <https://arxiv.org/abs/2112.01529>`_
+
+    Built on mmaction2's :class:`SwinTransformer3D` (same blocks, merging
+    layers and state-dict names, final norm ``norm3``), it adds:
+
+    - a ``mask_token`` shared by both streams, blended in right after the
+      patch embedding: ``x * (1 - m) + mask_token * m``, the mask
+      nearest-upsampled from the token grid (stride 16) to the patch grid;
+    - ``patch_embed_2d``: the image stream's own 2D patch embedding; images
+      then run through the same blocks and merging layers with D = 1;
+    - the fusion decoders (:class:`FusionDecoder`): stage-3 output (before
+      merging) ⊕ upsampled stage-4 output -> Linear -> (video: temporal
+      x2 transposed conv) -> the final norm, at stride 16.
+
+    The official image path differs from the video path in two ways, both
+    reproduced while ``official_image_path=True`` (the default):
+    quirk A, un-shifted image blocks still apply the shifted-window mask;
+    quirk B, a stage whose map equals the window (7x7 at stage 4) keeps its
+    shift. ``official_image_path=False`` gives standard Swin behaviour
+    (the image as a one-frame clip through the 3D logic).
+
+    Args:
+        arch (str | dict): As :class:`SwinTransformer3D`. Defaults to
+            'base'. At least two stages.
+        pretrained (str, optional): Local checkpoint loaded by
+            :meth:`init_weights`. Defaults to None (random init).
+        pretrained2d (bool): ``pretrained`` is a 2D (stage-1 image-stream
+            or Swin) checkpoint, inflated by the official 2D->3D rules
+            (see :meth:`inflate_2d_checkpoint`); otherwise it is a 3D
+            checkpoint of this backbone. Defaults to True.
+        patch_size (Sequence[int]): Video patch (Pt, Ph, Pw); the image
+            patch is (Ph, Pw). Defaults to (2, 4, 4).
+        window_size (Sequence[int]): Window. Defaults to (8, 7, 7).
+        drop_path_rate (float): Stochastic depth. Defaults to 0.3.
+        with_cp (bool): Gradient checkpointing of every block, on both
+            streams. Defaults to False.
+        official_image_path (bool): Reproduce the official image-path
+            quirks A and B. Defaults to True.
+        fused_attention (bool): Window attention through
+            ``scaled_dot_product_attention``; False runs mmaction2's eager
+            attention. Defaults to True.
+        init_cfg (dict | list[dict], optional): Defaults to trunc-normal
+            Linear (std 0.02) and unit LayerNorm, as mmaction2.
+        **kwargs: Other :class:`SwinTransformer3D` arguments
+            (``in_channels``, ``mlp_ratio``, ``qkv_bias``, ``qk_scale``,
+            ``drop_rate``, ``attn_drop_rate``, ``act_cfg``, ``norm_cfg``,
+            ``patch_norm``, ``frozen_stages``).
+    """
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'base',
+                 pretrained: Optional[str] = None,
+                 pretrained2d: bool = True,
+                 patch_size: Sequence[int] = (2, 4, 4),
+                 window_size: Sequence[int] = (8, 7, 7),
+                 drop_path_rate: float = 0.3,
+                 with_cp: bool = False,
+                 official_image_path: bool = True,
+                 fused_attention: bool = True,
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None,
+                 **kwargs) -> None:
+        for key in ('out_indices', 'out_after_downsample'):
+            if key in kwargs:
+                raise TypeError(f'BEVTSwinTransformer3D fixes {key}')
+        if isinstance(patch_size, int) or len(patch_size) != 3:
+            raise ValueError(f'patch_size must be (Pt, Ph, Pw), got '
+                             f'{patch_size}')
+        settings = self.arch_zoo.get(arch.lower(), {}) if isinstance(
+            arch, str) else arch
+        num_stages = len(settings.get('depths', ())) if isinstance(
+            settings, dict) else 0
+        if num_stages < 2:
+            raise ValueError('BEVTSwinTransformer3D needs an arch with at '
+                             f'least two stages, got arch={arch}')
+        super().__init__(
+            arch=arch,
+            pretrained=None,
+            pretrained2d=False,
+            patch_size=tuple(patch_size),
+            window_size=tuple(window_size),
+            drop_path_rate=drop_path_rate,
+            with_cp=False,
+            out_indices=(num_stages - 1, ),
+            out_after_downsample=False,
+            init_cfg=init_cfg if init_cfg is not None else DEFAULT_INIT_CFG,
+            **kwargs)
+        self.pretrained = pretrained
+        self.pretrained2d = pretrained2d
+        self.with_cp = with_cp
+        self.official_image_path = official_image_path
+        self.fused_attention = fused_attention
+        self.final_norm_name = f'norm{num_stages - 1}'
+        # mask grid (stride 16 for 4 stages) -> patch grid
+        self.mask_scale = 2**(num_stages - 2)
+        self.out_channels = self.num_features[-1]
+
+        norm_cfg = kwargs.get('norm_cfg', dict(type='LN'))
+        self.patch_embed_2d = PatchEmbed2D(
+            patch_size=self.patch_size[1:],
+            in_channels=kwargs.get('in_channels', 3),
+            embed_dims=self.embed_dims,
+            norm_cfg=norm_cfg if kwargs.get('patch_norm', True) else None)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        low, high = self.num_features[-2], self.num_features[-1]
+        self.image_decoder = FusionDecoder(low, high, video=False)
+        self.video_decoder = FusionDecoder(
+            low, high, video=True, temporal_stride=self.patch_size[0])
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------
+    # initialisation
+    def init_weights(self) -> None:
+        """Random init (or ``init_cfg``), then ``pretrained`` if given.
+
+        mmaction2's ``pretrained2d=True`` crashes without a checkpoint;
+        here no checkpoint simply means random init.
+        """
+        pretrained_cfg = isinstance(self.init_cfg, dict) and \
+            self.init_cfg.get('type') == 'Pretrained'
+        BaseModule.init_weights(self)
+        if not pretrained_cfg:
+            trunc_normal_(self.mask_token, std=.02)
+        if self.pretrained is None:
+            return
+        if self.pretrained2d:
+            self.inflate_2d_checkpoint(self.pretrained)
+        else:
+            self.load_3d_checkpoint(self.pretrained)
+
+    @staticmethod
+    def _read_state_dict(path: str) -> Dict[str, Tensor]:
+        """The backbone state dict of a checkpoint file, prefixes removed."""
+        checkpoint = _load_checkpoint(path, map_location='cpu')
+        state_dict = checkpoint
+        for key in ('model', 'module', 'state_dict'):
+            if isinstance(checkpoint, dict) and key in checkpoint:
+                state_dict = checkpoint[key]
+                break
+        if not isinstance(state_dict, dict):
+            raise ValueError(f'{path}: no state dict found')
+        state_dict = {(k[len('module.'):] if k.startswith('module.') else k):
+                      v
+                      for k, v in state_dict.items()}
+        if any(k.startswith('backbone.') for k in state_dict):
+            state_dict = {
+                k[len('backbone.'):]: v
+                for k, v in state_dict.items() if k.startswith('backbone.')
+            }
+        cleaned = {}
+        for key, value in state_dict.items():
+            if key.startswith('encoder.'):
+                key = key[len('encoder.'):]
+            if 'relative_position_index' in key or 'attn_mask' in key:
+                continue
+            cleaned[key] = value
+        return cleaned
+
+    def _load_checked(self, state_dict: Dict[str, Tensor], path: str) -> None:
+        """Non-strict load that refuses shape mismatches and logs the rest.
+
+        mmengine's non-strict load only warns on a shape mismatch and leaves
+        the parameter at random init, which would train silently.
+        """
+        own = self.state_dict()
+        wrong = [(k, tuple(v.shape), tuple(own[k].shape))
+                 for k, v in state_dict.items()
+                 if k in own and v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(f'{path}: shapes do not match this backbone '
+                             f'(key, file, model): {wrong[:5]}')
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        logger = MMLogger.get_current_instance()
+        logger.info(f'loaded {path} into {type(self).__name__}; missing '
+                    f'keys: {missing}; unexpected keys: {unexpected}')
+
+    def load_3d_checkpoint(self, path: str) -> None:
+        """Load a 3D checkpoint of this backbone (ours or official BEVT)."""
+        state_dict = rename_official_keys(
+            self._read_state_dict(path), self.final_norm_name)
+        self._load_checked(state_dict, path)
+
+    def inflate_2d_checkpoint(self, path: str) -> None:
+        """Initialise from a 2D (stage-1 image-stream) checkpoint.
+
+        The official 2D->3D rules: prefixes ``module.``, ``backbone.`` and
+        ``encoder.`` stripped; ``relative_position_index`` / ``attn_mask``
+        dropped; ``fc_norm`` copied to ``norm``; the 2D patch embedding
+        copied into ``patch_embed_2d``; the 3D kernel inflated by repeating
+        it Pt times over time and dividing by Pt; every relative-position
+        table resized (bicubic) to (2Wh-1)(2Ww-1) rows if needed and tiled
+        (2Wd-1) times over the temporal offset; non-strict load.
+
+        Args:
+            path (str): Local checkpoint file.
+        """
+        state_dict = self._read_state_dict(path)
+        if 'fc_norm.weight' in state_dict:
+            state_dict['norm.weight'] = state_dict.pop('fc_norm.weight')
+            state_dict['norm.bias'] = state_dict.pop('fc_norm.bias')
+        state_dict = rename_official_keys(state_dict, self.final_norm_name)
+        for name in ('proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'):
+            if f'patch_embed.{name}' in state_dict:
+                state_dict.setdefault(f'patch_embed_2d.{name}',
+                                      state_dict[f'patch_embed.{name}'])
+        kernel = state_dict.get('patch_embed.proj.weight')
+        if kernel is not None and kernel.dim() == 4:
+            pt = self.patch_size[0]
+            state_dict['patch_embed.proj.weight'] = \
+                kernel.unsqueeze(2).repeat(1, 1, pt, 1, 1) / pt
+        wd, wh, ww = self.window_size
+        rows_2d = (2 * wh - 1) * (2 * ww - 1)
+        for key, table in list(state_dict.items()):
+            if not key.endswith('relative_position_bias_table'):
+                continue
+            if table.shape[0] == rows_2d * (2 * wd - 1):
+                continue  # already 3D
+            if table.shape[0] != rows_2d:
+                side = int(table.shape[0]**0.5)
+                table = F.interpolate(
+                    table.t().reshape(1, -1, side, side),
+                    size=(2 * wh - 1, 2 * ww - 1),
+                    mode='bicubic').reshape(-1, rows_2d).t()
+            state_dict[key] = table.repeat(2 * wd - 1, 1)
+        self._load_checked(state_dict, path)
+
+    def _freeze_stages(self) -> None:
+        """Freeze as mmaction2 does, the image patch embedding included."""
+        super()._freeze_stages()
+        if self.frozen_stages >= 0 and hasattr(self, 'patch_embed_2d'):
+            self.patch_embed_2d.eval()
+            for param in self.patch_embed_2d.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'BEVTSwinTransformer3D':
+        """Train mode with frozen stages kept; returns self (mmaction2's
+        ``train`` returns None, which breaks ``model.eval()`` chains)."""
+        super().train(mode)
+        return self
+
+    # ------------------------------------------------------------------
+    # forward
+    def _blend_mask(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Replace masked patches by the mask token.
+
+        Args:
+            x (Tensor): Patches (B, D, Hp, Wp, C), channels-last.
+            mask (Tensor, optional): Bool (B, D, Hp/s, Wp/s), True = masked,
+                s = ``self.mask_scale`` (4 for Swin-B: the stride-16 grid).
+
+        Returns:
+            Tensor: (B, D, Hp, Wp, C).
+        """
+        if mask is None:
+            return x
+        B, D, Hp, Wp, _ = x.shape
+        s = self.mask_scale
+        grid = (B, D, -(-Hp // s), -(-Wp // s))
+        if tuple(mask.shape) != grid:
+            raise ValueError(
+                f'input_mask has shape {tuple(mask.shape)} but the token '
+                f'grid of this input is {grid} (N, T/{self.patch_size[0]}, '
+                f'H/{self.patch_size[1] * s}, W/{self.patch_size[2] * s})')
+        m = mask.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
+        m = m[:, :, :Hp, :Wp].unsqueeze(-1).to(x.dtype)
+        return x * (1. - m) + self.mask_token.to(x.dtype) * m
+
+    def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
+        """The blocks of one stage (no merging) on a channels-last map."""
+        quirks = image and self.official_image_path
+        size = tuple(x.shape[1:4])
+        window, shift = stream_window_and_shift(size, layer.window_size,
+                                                layer.shift_size, quirks)
+        mask = shift_attention_mask(size, window, shift, x.device)
+        no_shift = (0, 0, 0)
+        for i, block in enumerate(layer.blocks):
+            shifted = i % 2 == 1
+            args = (block, x, window, shift if shifted else no_shift,
+                    mask if shifted or quirks else None,
+                    self.fused_attention)
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(swin_block_forward, *args,
+                                  use_reentrant=False)
+            else:
+                x = swin_block_forward(*args)
+        return x
+
+    def _encode(self, x: Tensor, image: bool) -> Tuple[Tensor, Tensor]:
+        """Stages 1..n on patches; returns (stage n-1 map, stage n map)."""
+        x = self.pos_drop(x)
+        low = None
+        for i, layer in enumerate(self.layers):
+            x = self._run_stage(layer, x, image)
+            if i == self.num_layers - 2:
+                low = x  # before merging
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        return low, x
+
+    def _check_input(self, x: Tensor) -> None:
+        pt, ph, pw = self.patch_size
+        step_h, step_w = ph * self.mask_scale, pw * self.mask_scale
+        H, W = x.shape[-2:]
+        if H % step_h or W % step_w:
+            raise ValueError(
+                f'inputs of size {H}x{W} are not divisible by patch x '
+                f'{self.mask_scale} = {step_h}x{step_w}')
+        if x.dim() == 5 and x.shape[2] % pt:
+            raise ValueError(f'clips of {x.shape[2]} frames are not '
+                             f'divisible by the temporal patch {pt}')
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """Token features of a masked clip or image batch.
+
+        Args:
+            x (Tensor): Clips (N, 3, T, H, W) (video stream) or images
+                (N, 3, H, W) (image stream).
+            mask (Tensor, optional): Bool, True = masked. Clips:
+                (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for Swin-B's
+                patch (2, 4, 4) and four stages). Defaults to None.
+
+        Returns:
+            Tensor: (N, L, C) in (t, h, w) order: L = T*(H/16)*(W/16) for
+            clips (time upsampled back to T), (H/16)*(W/16) for images.
+        """
+        if x.dim() not in (4, 5):
+            raise ValueError('BEVTSwinTransformer3D takes clips (N, 3, T, '
+                             f'H, W) or images (N, 3, H, W), got {x.shape}')
+        self._check_input(x)
+        image = x.dim() == 4
+        if image:
+            x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
+            mask = mask.unsqueeze(1) if mask is not None else None
+        else:
+            x = self.patch_embed(x).permute(0, 2, 3, 4, 1)  # (N,Tp,Hp,Wp,C)
+        x = self._blend_mask(x, mask)
+        low, high = self._encode(x, image)
+        decoder = self.image_decoder if image else self.video_decoder
+        x = decoder(low, high)  # (N, T or 1, H/16, W/16, C)
+        x = getattr(self, self.final_norm_name)(x)
+        return x.flatten(1, 3)

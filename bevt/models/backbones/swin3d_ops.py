@@ -1,0 +1,170 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Functional forward passes over mmaction2's Video Swin modules.
+
+BEVT runs two streams (clips and images) through the *same* Swin blocks of
+mmaction2's :class:`~mmaction.models.backbones.SwinTransformer3D`, with a
+window, a shift and an attention mask chosen per stream (the official image
+path differs from the video path, see :func:`stream_window_and_shift`). The
+library's ``SwinTransformerBlock3D.forward`` chooses them itself, so these
+functions drive the block's own sub-modules (``norm1``, ``attn``, ``mlp``,
+...) instead; the weights and state-dict names stay mmaction2's.
+
+Window attention can run through
+:func:`torch.nn.functional.scaled_dot_product_attention` (fused) with the
+relative-position bias and the shift mask as its additive mask; the eager
+path calls mmaction2's ``WindowAttention3D.forward`` unchanged.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
+                                            WindowAttention3D, compute_mask,
+                                            window_partition, window_reverse)
+from torch import Tensor
+
+
+def stream_window_and_shift(
+        size: Sequence[int], window_size: Sequence[int],
+        shift_size: Sequence[int],
+        keep_shift_at_window_size: bool) -> Tuple[Tuple[int], Tuple[int]]:
+    """The window and shift a stage uses for a feature map of ``size``.
+
+    As mmaction2's ``get_window_size``: a dimension no larger than the
+    window becomes one window and is not shifted. With
+    ``keep_shift_at_window_size`` (the official image path, quirk B) a
+    dimension *equal* to the window keeps its shift; only smaller ones are
+    clamped.
+
+    Args:
+        size (Sequence[int]): Feature map size (D, H, W).
+        window_size (Sequence[int]): Configured window (Wd, Wh, Ww).
+        shift_size (Sequence[int]): Configured shift (Sd, Sh, Sw).
+        keep_shift_at_window_size (bool): Reproduce official quirk B.
+
+    Returns:
+        tuple: The window (Wd, Wh, Ww) and shift (Sd, Sh, Sw) to use.
+    """
+    window, shift = list(window_size), list(shift_size)
+    for i, s in enumerate(size):
+        clamp = s < window_size[i] if keep_shift_at_window_size \
+            else s <= window_size[i]
+        if clamp:
+            window[i], shift[i] = s, 0
+    return tuple(window), tuple(shift)
+
+
+def shift_attention_mask(size: Sequence[int], window: Sequence[int],
+                         shift: Sequence[int],
+                         device: torch.device) -> Optional[Tensor]:
+    """The additive (0 / -100) shifted-window mask, cached per shape.
+
+    Args:
+        size (Sequence[int]): Feature map size (D, H, W) before padding.
+        window (Sequence[int]): Window (Wd, Wh, Ww) in use.
+        shift (Sequence[int]): Shift (Sd, Sh, Sw) the mask is built for.
+        device (torch.device): Device of the mask.
+
+    Returns:
+        Tensor, optional: (num_windows, N, N) with N = Wd*Wh*Ww, or None
+        when nothing is shifted (the mask would be all zeros).
+    """
+    if not any(s > 0 for s in shift):
+        return None
+    padded = [-(-s // w) * w for s, w in zip(size, window)]
+    # mmaction2's compute_mask is lru-cached on its arguments
+    return compute_mask(*padded, tuple(window), tuple(shift), device)
+
+
+def fused_window_attention(attn: WindowAttention3D,
+                           x: Tensor,
+                           mask: Optional[Tensor] = None) -> Tensor:
+    """``WindowAttention3D.forward`` through ``scaled_dot_product_attention``.
+
+    The relative-position bias is read exactly as mmaction2 reads it (the
+    ``[:N, :N]`` corner of the index) and added, with the shift mask, as the
+    additive attention mask; the result equals the eager formula.
+
+    Args:
+        attn (WindowAttention3D): The block's attention module (weights).
+        x (Tensor): Windows of shape (B*num_windows, N, C); the windows of
+            one sample are consecutive.
+        mask (Tensor, optional): Additive (0 / -100) mask of shape
+            (num_windows, N, N). Defaults to None.
+
+    Returns:
+        Tensor: Shape (B*num_windows, N, C).
+    """
+    num_batch_windows, N, C = x.shape
+    heads = attn.num_heads
+    windows = 1 if mask is None else mask.shape[0]
+    batch = num_batch_windows // windows
+    # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
+    # (window, head) pair, broadcast over the batch without copying it
+    qkv = attn.qkv(x).view(batch, windows, N, 3, heads, C // heads)
+    q, k, v = (t.reshape(batch, windows * heads, N, C // heads)
+               for t in qkv.permute(3, 0, 1, 4, 2, 5).unbind(0))
+    index = attn.relative_position_index[:N, :N].reshape(-1)
+    bias = attn.relative_position_bias_table[index].view(N, N, heads)
+    bias = bias.permute(2, 0, 1)  # (nH, N, N)
+    if mask is not None:
+        bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, nH, N, N)
+    bias = bias.reshape(1, windows * heads, N, N).to(q.dtype)
+    out = F.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=bias,
+        dropout_p=attn.attn_drop.p if attn.training else 0.,
+        scale=attn.scale)  # (B, nW*nH, N, C/nH)
+    out = out.view(batch, windows, heads, N, C // heads).transpose(2, 3)
+    out = attn.proj(out.reshape(num_batch_windows, N, C))
+    return attn.proj_drop(out)
+
+
+def swin_block_forward(block: SwinTransformerBlock3D,
+                       x: Tensor,
+                       window: Sequence[int],
+                       shift: Sequence[int],
+                       attn_mask: Optional[Tensor],
+                       fused: bool = True) -> Tensor:
+    """One Swin block with an explicit window, shift and attention mask.
+
+    Same computation as ``SwinTransformerBlock3D.forward`` (pre-norm window
+    attention and MLP with stochastic depth), except that the caller picks
+    the window, the shift and whether the attention mask is applied (the
+    official image path applies it in un-shifted blocks too).
+
+    Args:
+        block (SwinTransformerBlock3D): The block (weights).
+        x (Tensor): Features of shape (B, D, H, W, C).
+        window (Sequence[int]): Window (Wd, Wh, Ww).
+        shift (Sequence[int]): Cyclic shift (Sd, Sh, Sw); zeros for W-MSA.
+        attn_mask (Tensor, optional): Additive mask (num_windows, N, N).
+        fused (bool): Use ``scaled_dot_product_attention``. Defaults to True.
+
+    Returns:
+        Tensor: Shape (B, D, H, W, C).
+    """
+    B, D, H, W, C = x.shape
+    shortcut = x
+    x = block.norm1(x)
+    pads = [(w - s % w) % w for s, w in zip((D, H, W), window)]
+    x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+    _, Dp, Hp, Wp, _ = x.shape
+    shifted = any(s > 0 for s in shift)
+    if shifted:
+        x = torch.roll(x, shifts=[-s for s in shift], dims=(1, 2, 3))
+    windows = window_partition(x, window)  # (B*nW, Wd*Wh*Ww, C)
+    if fused:
+        windows = fused_window_attention(block.attn, windows, attn_mask)
+    else:
+        windows = block.attn(windows, mask=attn_mask)
+    x = window_reverse(
+        windows.view(-1, *window, C), window, B, Dp, Hp, Wp)
+    if shifted:
+        x = torch.roll(x, shifts=list(shift), dims=(1, 2, 3))
+    if any(pads):
+        x = x[:, :D, :H, :W].contiguous()
+    x = shortcut + block.drop_path(x)
+    return x + block.drop_path(block.mlp(block.norm2(x)))
