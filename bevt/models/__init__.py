@@ -3,4 +3,8 @@
 
 Importing this package registers them in :data:`bevt.registry.MODELS`.
 """
-__all__ = []
+from .algorithms import *  # noqa: F401,F403
+from .backbones import *  # noqa: F401,F403
+from .data_preprocessors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .tokenizers import *  # noqa: F401,F403

@@ -77,8 +77,7 @@ class PatchEmbed2D(BaseModule):
         super().__init__()
         self.patch_size = tuple(patch_size)
         self.proj = nn.Conv2d(
-            in_channels, embed_dims, kernel_size=patch_size,
-            stride=patch_size)
+            in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1] \
             if norm_cfg is not None else None
 
@@ -230,8 +229,8 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
                              f'{patch_size}')
         settings = self.arch_zoo.get(arch.lower(), {}) if isinstance(
             arch, str) else arch
-        num_stages = len(settings.get('depths', ())) if isinstance(
-            settings, dict) else 0
+        num_stages = len(settings.get('depths',
+                                      ())) if isinstance(settings, dict) else 0
         if num_stages < 2:
             raise ValueError('BEVTSwinTransformer3D needs an arch with at '
                              f'least two stages, got arch={arch}')
@@ -301,9 +300,10 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
                 break
         if not isinstance(state_dict, dict):
             raise ValueError(f'{path}: no state dict found')
-        state_dict = {(k[len('module.'):] if k.startswith('module.') else k):
-                      v
-                      for k, v in state_dict.items()}
+        state_dict = {
+            (k[len('module.'):] if k.startswith('module.') else k): v
+            for k, v in state_dict.items()
+        }
         if any(k.startswith('backbone.') for k in state_dict):
             state_dict = {
                 k[len('backbone.'):]: v
@@ -438,11 +438,10 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         for i, block in enumerate(layer.blocks):
             shifted = i % 2 == 1
             args = (block, x, window, shift if shifted else no_shift,
-                    mask if shifted or quirks else None,
-                    self.fused_attention)
+                    mask if shifted or quirks else None, self.fused_attention)
             if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(swin_block_forward, *args,
-                                  use_reentrant=False)
+                x = cp.checkpoint(
+                    swin_block_forward, *args, use_reentrant=False)
             else:
                 x = swin_block_forward(*args)
         return x

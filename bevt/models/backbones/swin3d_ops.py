@@ -24,10 +24,10 @@ from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
 from torch import Tensor
 
 
-def stream_window_and_shift(
-        size: Sequence[int], window_size: Sequence[int],
-        shift_size: Sequence[int],
-        keep_shift_at_window_size: bool) -> Tuple[Tuple[int], Tuple[int]]:
+def stream_window_and_shift(size: Sequence[int], window_size: Sequence[int],
+                            shift_size: Sequence[int],
+                            keep_shift_at_window_size: bool
+                            ) -> Tuple[Tuple[int], Tuple[int]]:
     """The window and shift a stage uses for a feature map of ``size``.
 
     As mmaction2's ``get_window_size``: a dimension no larger than the
@@ -102,8 +102,9 @@ def fused_window_attention(attn: WindowAttention3D,
     # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
     # (window, head) pair, broadcast over the batch without copying it
     qkv = attn.qkv(x).view(batch, windows, N, 3, heads, C // heads)
-    q, k, v = (t.reshape(batch, windows * heads, N, C // heads)
-               for t in qkv.permute(3, 0, 1, 4, 2, 5).unbind(0))
+    q, k, v = (
+        t.reshape(batch, windows * heads, N, C // heads)
+        for t in qkv.permute(3, 0, 1, 4, 2, 5).unbind(0))
     index = attn.relative_position_index[:N, :N].reshape(-1)
     bias = attn.relative_position_bias_table[index].view(N, N, heads)
     bias = bias.permute(2, 0, 1)  # (nH, N, N)
@@ -160,8 +161,7 @@ def swin_block_forward(block: SwinTransformerBlock3D,
         windows = fused_window_attention(block.attn, windows, attn_mask)
     else:
         windows = block.attn(windows, mask=attn_mask)
-    x = window_reverse(
-        windows.view(-1, *window, C), window, B, Dp, Hp, Wp)
+    x = window_reverse(windows.view(-1, *window, C), window, B, Dp, Hp, Wp)
     if shifted:
         x = torch.roll(x, shifts=list(shift), dims=(1, 2, 3))
     if any(pads):

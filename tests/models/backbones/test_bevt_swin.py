@@ -45,10 +45,7 @@ def test_image_stream_shapes(size):
 
 def test_registered_and_swin_base_shapes():
     model = MODELS.build(
-        dict(
-            type='BEVTSwinTransformer3D',
-            arch='base',
-            window_size=(8, 7, 7)))
+        dict(type='BEVTSwinTransformer3D', arch='base', window_size=(8, 7, 7)))
     assert model.out_channels == 1024
     assert model.mask_token.shape == (1, 1, 128)
     assert model.video_decoder.upsample_temporal.weight.shape == (1024, 1024,
@@ -75,8 +72,8 @@ def test_mask_polarity_masked_patch_is_mask_token():
 
 def test_fully_masked_input_does_not_reach_output():
     model = tiny_backbone()
-    for shape, grid in (((2, 3, 4, 64, 64), (2, 2, 4, 4)),
-                        ((2, 3, 64, 64), (2, 4, 4))):
+    for shape, grid in (((2, 3, 4, 64, 64), (2, 2, 4, 4)), ((2, 3, 64, 64),
+                                                            (2, 4, 4))):
         everything = torch.ones(grid, dtype=torch.bool)
         a = model(torch.randn(shape), everything)
         b = model(torch.randn(shape), everything)
@@ -162,8 +159,8 @@ def _explicit_2d_stage(layer, x, official):
         for ws in cuts:
             labels[hs, ws] = count
             count += 1
-    win = labels.view(H // w, w, W // w, w).permute(0, 2, 1, 3).reshape(
-        -1, w * w)
+    win = labels.view(H // w, w, W // w, w).permute(0, 2, 1,
+                                                    3).reshape(-1, w * w)
     shift_mask = (win[:, None, :] != win[:, :, None]).float() * -100.
     ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing='ij')
     ys, xs = ys.flatten(), xs.flatten()
@@ -185,8 +182,7 @@ def _explicit_2d_stage(layer, x, official):
         logits = (q * attn.scale) @ k.transpose(-1, -2) + bias
         if s and (shift or official):
             logits = logits + shift_mask[None, :, None]
-        h = (logits.softmax(-1) @ v).transpose(2, 3).reshape(
-            B, -1, w * w, C)
+        h = (logits.softmax(-1) @ v).transpose(2, 3).reshape(B, -1, w * w, C)
         h = attn.proj(h).view(B, H // w, W // w, w, w, C)
         h = h.permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
         x = x + torch.roll(h, (shift, shift), (1, 2))
@@ -197,8 +193,7 @@ def _explicit_2d_stage(layer, x, official):
 @pytest.mark.parametrize('official', [True, False])
 @pytest.mark.parametrize('fused', [True, False])
 def test_image_path_equals_explicit_2d_swin(official, fused):
-    model = tiny_backbone(
-        official_image_path=official, fused_attention=fused)
+    model = tiny_backbone(official_image_path=official, fused_attention=fused)
     # stage 0: 16x16 maps (shifted windows); stage 2: 4x4 = the window
     for stage, side in ((0, 16), (2, 4)):
         layer = model.layers[stage]
@@ -221,8 +216,8 @@ def test_with_cp_on_both_streams():
     model = tiny_backbone().train()
     ref = copy.deepcopy(model)
     model.with_cp = True
-    for shape, grid in (((2, 3, 4, 64, 64), (2, 2, 4, 4)),
-                        ((2, 3, 64, 64), (2, 4, 4))):
+    for shape, grid in (((2, 3, 4, 64, 64), (2, 2, 4, 4)), ((2, 3, 64, 64),
+                                                            (2, 4, 4))):
         x, mask = torch.randn(shape), torch.rand(grid) > 0.5
         model.zero_grad()
         ref.zero_grad()
@@ -269,14 +264,13 @@ def test_inflate_stage1_image_checkpoint(tmp_path):
     model.init_weights()
     kernel = state['module.encoder.patch_embed.proj.weight']
     torch.testing.assert_close(model.patch_embed_2d.proj.weight, kernel)
-    torch.testing.assert_close(
-        model.patch_embed.proj.weight,
-        kernel.unsqueeze(2).repeat(1, 1, 2, 1, 1) / 2)
+    torch.testing.assert_close(model.patch_embed.proj.weight,
+                               kernel.unsqueeze(2).repeat(1, 1, 2, 1, 1) / 2)
     # a static clip gives the 2D response
     image = torch.randn(1, 3, 8, 8)
     torch.testing.assert_close(
-        model.patch_embed.proj(image.unsqueeze(2).repeat(1, 1, 2, 1,
-                                                         1))[:, :, 0],
+        model.patch_embed.proj(image.unsqueeze(2).repeat(1, 1, 2, 1, 1))[:, :,
+                                                                         0],
         model.patch_embed_2d.proj(image),
         atol=1e-5,
         rtol=1e-5)

@@ -1,0 +1,4 @@
+# Copyright (c) bevt contributors. All rights reserved.
+from .bevt import BEVT
+
+__all__ = ['BEVT']

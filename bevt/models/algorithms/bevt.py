@@ -1,0 +1,241 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The BEVT algorithm: masked image and video modeling in one step."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmaction.structures import ActionDataSample
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from bevt.registry import MODELS
+from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
+
+Batch = Dict[str, Union[Dict[str, Tensor], list]]
+
+
+@MODELS.register_module()
+class BEVT(BaseModel):
+    """BEVT: masked image modeling + masked video modeling, shared backbone.
+
+    `BEVT: BERT Pretraining of Video Transformers
+    <https://arxiv.org/abs/2112.01529>`_
+
+    Follows mmpretrain's ``BaseSelfSupervisor`` pattern: the masks come
+    from the data, the targets from a frozen tokenizer under no-grad. This
+    class only orchestrates: each stream of a step goes backbone -> head,
+    with its own target ids, and the losses are summed by mmengine.
+
+    The data preprocessor hands over one batch per data loader (the
+    multi-loader loop yields ``(video batch, image batch)``), or a single
+    batch (stage 1: images only; the video-only ablation). A batch of clips
+    (N, 3, T, H, W) is the video stream (loss key ``loss_video``), a batch
+    of images (N, 3, H, W) the image stream (``loss_img``).
+
+    Args:
+        backbone (dict): E.g. ``BEVTSwinTransformer3D``; ``forward(x, mask)``
+            returns (N, L, C) token features.
+        head (dict): E.g. ``BEVTMIMHead`` (ids) or ``BEVTRegressionHead``
+            (HOG features); ``loss(feats, target, mask, stream)``.
+        target_generator (dict): The tokenizer, e.g. ``BEVTDALLETokenizer``;
+            maps the tokenizer view to (N, [T,] h, w) ids (or features).
+        data_preprocessor (dict, optional): Defaults to
+            ``dict(type='BEVTDataPreprocessor')``.
+        tokenize_all_frames (bool): Run the tokenizer on every frame, as the
+            official code; by default frames (and images) without a masked
+            token are skipped, which leaves the loss unchanged.
+            Defaults to False.
+        init_cfg (dict | list[dict], optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 head: ConfigType,
+                 target_generator: ConfigType,
+                 data_preprocessor: OptConfigType = None,
+                 tokenize_all_frames: bool = False,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='BEVTDataPreprocessor')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.head = MODELS.build(head)
+        self.target_generator = MODELS.build(target_generator)
+        self.tokenize_all_frames = tokenize_all_frames
+        self._check_parts()
+
+    def _check_parts(self) -> None:
+        """Refuse parts that cannot work together, naming the fields."""
+        channels = getattr(self.backbone, 'out_channels', None)
+        head_in = getattr(self.head, 'in_channels', None)
+        if channels is not None and head_in is not None \
+                and channels != head_in:
+            raise ValueError(f'head.in_channels ({head_in}) != the '
+                             f'backbone output channels ({channels})')
+        vocab = getattr(self.target_generator, 'vocab_size', None)
+        classes = getattr(self.head, 'num_classes', None)
+        if vocab is not None and classes is not None and vocab != classes:
+            raise ValueError(f'head.num_classes ({classes}) != '
+                             f'target_generator vocab_size ({vocab})')
+        dims = getattr(self.target_generator, 'target_dims', None)
+        head_dims = getattr(self.head, 'target_dims', None)
+        if (vocab is None) != (classes is None) or (dims is not None
+                                                    and head_dims is not None
+                                                    and dims != head_dims):
+            raise ValueError(
+                f'head {type(self.head).__name__} does not fit the targets '
+                f'of {type(self.target_generator).__name__} (vocab_size='
+                f'{vocab}, target_dims={dims})')
+
+    # ------------------------------------------------------------------
+    def forward(self,
+                *batches: Union[Batch, Tensor],
+                inputs: Optional[Union[Dict[str, Tensor], Tensor]] = None,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """Dispatch on ``mode`` ('loss', 'tensor', 'predict').
+
+        mmengine calls ``forward(inputs=..., data_samples=..., mode=...)``
+        for one batch and ``forward(batch_0, batch_1, ..., mode=...)`` for
+        the tuple of a multi-loader step.
+        """
+        batches = [
+            dict(inputs=dict(
+                imgs=b), data_samples=None) if isinstance(b, Tensor) else b
+            for b in batches
+        ]
+        if inputs is not None:
+            if isinstance(inputs, Tensor):
+                inputs = dict(imgs=inputs)
+            batches.insert(0, dict(inputs=inputs, data_samples=data_samples))
+        if not batches:
+            raise ValueError('BEVT.forward got no batch')
+        if mode == 'loss':
+            return self.loss(batches)
+        if mode == 'tensor':
+            feats = tuple(self.extract_feat(b['inputs']) for b in batches)
+            return feats[0] if len(feats) == 1 else feats
+        if mode == 'predict':
+            return self.predict(batches)
+        raise RuntimeError(f'Invalid mode "{mode}": use "loss", "tensor" '
+                           'or "predict"')
+
+    def extract_feat(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """Token features of one stream.
+
+        Args:
+            inputs (dict): ``imgs`` (N, 3, [T,] H, W) and optionally
+                ``input_mask`` (bool, True = masked).
+
+        Returns:
+            Tensor: (N, L, C).
+        """
+        return self.backbone(inputs['imgs'], inputs.get('input_mask'))
+
+    @staticmethod
+    def stream_of(imgs: Tensor) -> str:
+        """'video' for clips (N, 3, T, H, W), 'img' for images."""
+        if imgs.dim() == 5:
+            return 'video'
+        if imgs.dim() == 4:
+            return 'img'
+        raise ValueError('inputs["imgs"] must be clips (N, 3, T, H, W) or '
+                         f'images (N, 3, H, W), got {tuple(imgs.shape)}')
+
+    @torch.no_grad()
+    def targets(self,
+                inputs: Dict[str, Tensor],
+                all_frames: bool = False) -> Tensor:
+        """Tokenizer targets of one stream, flattened to the token order.
+
+        Args:
+            inputs (dict): ``tokenizer_imgs`` (N, 3, [T,] h, w) and
+                ``target_mask`` (bool (N, [T,] H/16, W/16), True = masked).
+            all_frames (bool): Tokenize every frame even if
+                ``tokenize_all_frames`` is off. Defaults to False.
+
+        Returns:
+            Tensor: ids (N, L) (-1 where a frame was not tokenized) or
+            features (N, L, D), detached.
+        """
+        if 'tokenizer_imgs' not in inputs or 'target_mask' not in inputs:
+            raise ValueError('a BEVT loss needs inputs["tokenizer_imgs"] '
+                             'and inputs["target_mask"] (see PackBEVTInputs)')
+        target_mask = inputs['target_mask']
+        frame_mask = None
+        if not (self.tokenize_all_frames or all_frames):
+            # images: (N,); clips: (N, T): does any token need a target?
+            frame_mask = target_mask.flatten(target_mask.dim() - 2).any(-1)
+        target = self.target_generator(
+            inputs['tokenizer_imgs'], frame_mask=frame_mask)
+        if target.is_floating_point():  # (N, [T,] h, w, D) features
+            return target.flatten(1, -2).detach()
+        return target.flatten(1).detach()
+
+    def _stream_outputs(self,
+                        batch: Batch,
+                        all_frames: bool = False
+                        ) -> Tuple[str, Tensor, Tensor, Tensor]:
+        """(stream, features, targets, flat target mask) of one batch."""
+        inputs = batch['inputs']
+        stream = self.stream_of(inputs['imgs'])
+        feats = self.extract_feat(inputs)  # (N, L, C)
+        target = self.targets(inputs, all_frames)  # (N, L[, D])
+        mask = inputs['target_mask'].flatten(1)  # (N, L)
+        tokens = feats.shape[1]
+        if target.shape[1] != tokens or mask.shape[1] != tokens:
+            raise ValueError(
+                f'{stream} stream: the backbone predicts {feats.shape[1]} '
+                f'tokens per sample, the tokenizer gives {target.shape[1]} '
+                f'targets and target_mask has {mask.shape[1]} entries; the '
+                'tokenizer view must be (H/16) x the tokenizer downsample '
+                'pixels wide (112 px for DALL-E on 224 px inputs)')
+        return stream, feats, target, mask
+
+    def loss(self, batches: Sequence[Batch]) -> Dict[str, Tensor]:
+        """Losses of every stream of one step (mmengine sums them).
+
+        Args:
+            batches (Sequence[dict]): Preprocessed batches, one per stream.
+
+        Returns:
+            dict: ``loss_video`` / ``loss_img`` and the diagnostics
+            ``acc_video`` / ``acc_img``.
+        """
+        losses = {}
+        seen = set()
+        for batch in batches:
+            stream, feats, target, mask = self._stream_outputs(batch)
+            if stream in seen:
+                raise ValueError(f'two {stream} batches in one step')
+            seen.add(stream)
+            losses.update(self.head.loss(feats, target, mask, stream))
+        return losses
+
+    @torch.no_grad()
+    def predict(self, batches: Sequence[Batch]) -> List:
+        """Per-token predictions, for visualisation and diagnostics.
+
+        Each data sample gets ``pred_tokens`` and ``target_tokens`` (L,)
+        (ids heads only) in (t, h, w) order, beside its masks.
+
+        Returns:
+            list: The data samples of every batch, in order.
+        """
+        results = []
+        for batch in batches:
+            _, feats, target, _ = self._stream_outputs(batch, True)
+            if not hasattr(self.head, 'predict'):
+                raise ValueError(f'{type(self.head).__name__} has no '
+                                 'predict()')
+            preds = self.head.predict(feats)  # (N, L)
+            samples = batch.get('data_samples') or [None] * len(preds)
+            for i, sample in enumerate(samples):
+                if sample is None:
+                    sample = ActionDataSample()
+                sample.pred_tokens = preds[i]
+                sample.target_tokens = target[i]
+                results.append(sample)
+        return results

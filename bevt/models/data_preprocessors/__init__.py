@@ -1,0 +1,4 @@
+# Copyright (c) bevt contributors. All rights reserved.
+from .two_stream import BEVTDataPreprocessor
+
+__all__ = ['BEVTDataPreprocessor']

@@ -1,0 +1,5 @@
+# Copyright (c) bevt contributors. All rights reserved.
+from .mim_head import BEVTMIMHead
+from .regression_head import BEVTRegressionHead
+
+__all__ = ['BEVTMIMHead', 'BEVTRegressionHead']

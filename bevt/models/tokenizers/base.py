@@ -1,0 +1,303 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The frozen-tokenizer contract shared by every BEVT target generator."""
+import logging
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from bevt.utils.typing_utils import OptMultiConfig
+
+_DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16}
+
+
+def is_pretrained_cfg(init_cfg: OptMultiConfig) -> bool:
+    """Whether ``init_cfg`` holds a ``Pretrained`` entry.
+
+    Args:
+        init_cfg (dict | list[dict], optional): An mmengine init config.
+
+    Returns:
+        bool: True if one of its entries has ``type='Pretrained'``.
+    """
+    if init_cfg is None:
+        return False
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(cfg.get('type') == 'Pretrained' for cfg in cfgs)
+
+
+def check_int(name: str, value: int, minimum: int = 1) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is an int
+    (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or value < minimum:
+        raise ValueError(
+            f'Invalid {name}: {value!r}; expected an int >= {minimum}')
+
+
+def _drop_state_keys(module: 'BEVTTokenizer', state_dict: dict, prefix: str,
+                     local_metadata: dict) -> None:
+    """``state_dict`` post-hook: remove every key of the tokenizer."""
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        del state_dict[key]
+
+
+def _ignore_loaded_keys(module: 'BEVTTokenizer', state_dict: dict, prefix: str,
+                        *args) -> None:
+    """``load_state_dict`` pre-hook: skip tokenizer keys of the source.
+
+    The keys are removed from the (copied) source dict, so an old checkpoint
+    that still carries tokenizer weights neither overwrites the tokenizer nor
+    reports them as unexpected. The prefix is remembered for the post-hook,
+    which does not receive it.
+    """
+    module._loaded_prefix = prefix
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        del state_dict[key]
+
+
+def _forget_missing_keys(module: 'BEVTTokenizer', incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: tokenizer keys are never missing."""
+    prefix = module.__dict__.get('_loaded_prefix')
+    if prefix is None:
+        return
+    missing = incompatible_keys.missing_keys
+    missing[:] = [key for key in missing if not key.startswith(prefix)]
+
+
+class BEVTTokenizer(BaseModule):
+    """Base class of the frozen target generators of `BEVT: BERT Pretraining
+    of Video Transformers <https://arxiv.org/abs/2112.01529>`_.
+
+    A subclass builds the wrapped encoder in ``__init__``, calls
+    :meth:`_freeze` and implements :meth:`_encode` for one chunk of images.
+    This class folds clip frames into the batch, skips frames that
+    ``frame_mask`` marks as not needed, encodes in chunks of ``chunk_size``
+    frames under the requested precision, and keeps the module frozen:
+
+    - every parameter has ``requires_grad=False``, :meth:`forward` runs
+      under ``torch.no_grad()`` and the module stays in ``eval()`` mode
+      even after ``train()`` on it or on a parent;
+    - its weights never appear in a ``state_dict()`` (of itself or of a
+      parent module), and ``load_state_dict`` of a parent neither reports
+      them as missing nor loads them from a checkpoint that carries them:
+      they come only from ``init_cfg=dict(type='Pretrained', ...)``.
+
+    Args:
+        dtype (str, optional): Precision of the encoder: ``None`` runs it in
+            full precision with any surrounding autocast disabled, and
+            ``'float16'`` / ``'bfloat16'`` run it under
+            ``torch.autocast(device_type=x.device.type, dtype=...)``.
+            A device whose autocast does not support the dtype raises a
+            ``RuntimeError`` in :meth:`forward` (recent torch supports both
+            on CPU, float16 being slow there). Defaults to None.
+        channels_last (bool): Convert the encoder weights and each input
+            chunk to the ``channels_last`` memory format. Defaults to False.
+        chunk_size (int): Number of images (frames) encoded at once, which
+            bounds the memory of the encoder activations and logits.
+            Defaults to 64.
+        init_cfg (dict | list[dict], optional): Initialization config dict.
+            Only ``Pretrained`` is meaningful; subclasses hand it to the
+            wrapped encoder. Defaults to None.
+    """
+
+    #: int, optional: Size of the id vocabulary; None for feature targets.
+    vocab_size: Optional[int] = None
+    #: int, optional: Channels of feature targets; None for id tokenizers.
+    target_dims: Optional[int] = None
+    #: int: Pixels per target cell along each side of the input.
+    downsample: int = 1
+    #: bool: Whether the module has weights that must be loaded.
+    has_weights: bool = True
+
+    def __init__(self,
+                 dtype: Optional[str] = None,
+                 channels_last: bool = False,
+                 chunk_size: int = 64,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__()
+        if dtype is not None and dtype not in _DTYPES:
+            raise ValueError(f'Invalid dtype: {dtype!r}; expected None or '
+                             f'one of {sorted(_DTYPES)}')
+        if not isinstance(channels_last, bool):
+            raise ValueError(
+                f'Invalid channels_last: {channels_last!r}; expected a bool')
+        check_int('chunk_size', chunk_size)
+        if init_cfg is not None and not isinstance(init_cfg,
+                                                   (dict, list, tuple)):
+            raise ValueError(f'Invalid init_cfg: {init_cfg!r}')
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.chunk_size = chunk_size
+        self.pretrained = is_pretrained_cfg(init_cfg)
+        self.register_state_dict_post_hook(_drop_state_keys)
+        self.register_load_state_dict_pre_hook(_ignore_loaded_keys)
+        self.register_load_state_dict_post_hook(_forget_missing_keys)
+
+    def _freeze(self) -> None:
+        """Freeze the built encoder; subclasses call it at the end of
+        ``__init__``."""
+        self.requires_grad_(False)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> 'BEVTTokenizer':
+        """Keep the tokenizer in eval mode whatever ``mode`` is.
+
+        Args:
+            mode (bool): Ignored. Defaults to True.
+
+        Returns:
+            BEVTTokenizer: ``self``.
+        """
+        return super().train(False)
+
+    def init_weights(self) -> None:
+        """Load the weights of ``init_cfg``, or warn that there are none."""
+        if self.has_weights and not self.pretrained:
+            print_log(
+                f'{self.__class__.__name__} is randomly initialised: no '
+                'init_cfg=dict(type="Pretrained", checkpoint=...) was given, '
+                'so its targets are meaningless (fine for tests only).',
+                logger='current',
+                level=logging.WARNING)
+        super().init_weights()
+
+    def _encode(self, images: Tensor) -> Tensor:
+        """Encode one chunk of images (implemented by subclasses).
+
+        Args:
+            images (Tensor): Float images of shape (B, 3, h, w).
+
+        Returns:
+            Tensor: int64 ids of shape (B, h/d, w/d), or float features of
+            shape (B, h/d, w/d, D) with d = ``downsample``.
+        """
+        raise NotImplementedError
+
+    def _check_input(self, x: Tensor) -> None:
+        """Raise a ``ValueError`` for an input :meth:`forward` cannot take."""
+        if x.dim() not in (4, 5):
+            raise ValueError(
+                f'Invalid input shape: {tuple(x.shape)}; expected images '
+                '(N, 3, h, w) or clips (N, 3, T, h, w)')
+        h, w = x.shape[-2:]
+        if h % self.downsample or w % self.downsample:
+            raise ValueError(f'Invalid input size: {(h, w)}; both sides '
+                             f'must be multiples of {self.downsample}')
+
+    @staticmethod
+    def _check_frame_mask(frame_mask: Optional[Tensor],
+                          lead: Tuple[int, ...]) -> Optional[Tensor]:
+        """Validate ``frame_mask`` and flatten it to one flag per frame."""
+        if frame_mask is None:
+            return None
+        if frame_mask.dtype != torch.bool:
+            raise ValueError(
+                f'Invalid frame_mask dtype: {frame_mask.dtype}; expected '
+                'torch.bool')
+        if tuple(frame_mask.shape) != lead:
+            raise ValueError(
+                f'Invalid frame_mask shape: {tuple(frame_mask.shape)}; '
+                f'expected {lead}')
+        return frame_mask.flatten()
+
+    @staticmethod
+    def _gather(x: Tensor, index: Tensor) -> Tensor:
+        """Frames ``index`` of the folded batch, without folding ``x``.
+
+        Args:
+            x (Tensor): Images (N, C, h, w) or clips (N, C, T, h, w).
+            index (Tensor): int64 indices into the N (or N*T, clip-major)
+                frames, of shape (B,).
+
+        Returns:
+            Tensor: The frames, of shape (B, C, h, w).
+        """
+        if x.dim() == 4:
+            return x[index]
+        num_frames = x.shape[2]
+        return x[index // num_frames, :, index % num_frames]
+
+    @contextmanager
+    def _precision(self, device_type: str) -> Iterator[None]:
+        """Autocast context of ``self.dtype`` on ``device_type``."""
+        if self.dtype is None:
+            with torch.autocast(device_type=device_type, enabled=False):
+                yield
+            return
+        dtype = _DTYPES[self.dtype]
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            if not torch.is_autocast_enabled(device_type):
+                raise RuntimeError(
+                    f'dtype={self.dtype!r} is not supported by autocast on '
+                    f'{device_type!r}; use dtype=None on this device')
+            yield
+
+    def _encode_frames(self, frames: Tensor) -> Tensor:
+        """Encode one chunk in the configured precision and memory format.
+
+        Args:
+            frames (Tensor): Images of shape (B, 3, h, w).
+
+        Returns:
+            Tensor: See :meth:`_encode`.
+        """
+        frames = frames.float()
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        with self._precision(frames.device.type):
+            return self._encode(frames)
+
+    @torch.no_grad()
+    def forward(self,
+                x: Tensor,
+                frame_mask: Optional[Tensor] = None) -> Tensor:
+        """Compute the targets of images or clips.
+
+        Clip frames are folded into the batch (frame t of clip n is image
+        ``n * T + t``) and encoded independently, ``chunk_size`` at a time.
+
+        Args:
+            x (Tensor): Images of shape (N, 3, h, w) or clips of shape
+                (N, 3, T, h, w), already normalised for the encoder by the
+                data preprocessor; h and w are multiples of ``downsample``.
+            frame_mask (Tensor, optional): Bool, (N,) for images or (N, T)
+                for clips; True = this image / frame is needed. Frames that
+                are not needed never reach the encoder and their output is
+                filled with -1 (ids) or 0 (features). Defaults to None (all
+                needed).
+
+        Returns:
+            Tensor: Detached targets. Id tokenizers give int64 ids in
+            [0, vocab_size) of shape (N, h/d, w/d) or (N, T, h/d, w/d);
+            feature targets give float32 features of shape
+            (N, h/d, w/d, D) or (N, T, h/d, w/d, D), with d = ``downsample``
+            and D = ``target_dims``.
+        """
+        self._check_input(x)
+        lead = tuple(x.shape[:1]) if x.dim() == 4 else (x.shape[0], x.shape[2])
+        keep = self._check_frame_mask(frame_mask, lead)
+        num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
+        cell_shape = (x.shape[-2] // self.downsample,
+                      x.shape[-1] // self.downsample)
+        if self.target_dims is None:
+            out = x.new_full(
+                (num_frames, ) + cell_shape, -1,
+                dtype=torch.long)  # (N*T, h/d, w/d)
+        else:
+            out = x.new_zeros(
+                (num_frames, ) + cell_shape + (self.target_dims, ),
+                dtype=torch.float32)  # (N*T, h/d, w/d, D)
+        if keep is None:
+            index = torch.arange(num_frames, device=x.device)
+        else:
+            index = keep.to(x.device).nonzero().flatten()
+        for start in range(0, index.numel(), self.chunk_size):
+            chunk = index[start:start + self.chunk_size]  # (<=chunk_size, )
+            out[chunk] = self._encode_frames(self._gather(x, chunk))
+        return out.view(lead + out.shape[1:]).detach()

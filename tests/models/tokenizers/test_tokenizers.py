@@ -1,0 +1,475 @@
+# Copyright (c) bevt contributors. All rights reserved.
+import copy
+import logging
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import get_state_dict, load_state_dict
+from mmpretrain.models.selfsup.beit import VQKD
+from mmpretrain.models.selfsup.cae import DALLEEncoder
+from mmpretrain.models.selfsup.maskfeat import HOGGenerator
+
+import bevt.models.tokenizers as tokenizers
+from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
+                                    BEVTTokenizer, BEVTVQKDTokenizer)
+from bevt.registry import MODELS
+
+DALLE_CFG = dict(n_hid=16, vocab_size=64)
+VIT_CFG = dict(
+    arch=dict(
+        embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64),
+    img_size=32)
+VQKD_CFG = dict(encoder_config=VIT_CFG, num_embed=64)
+KINDS = ['dalle', 'vqkd', 'hog']
+ID_KINDS = ['dalle', 'vqkd']
+
+
+def build(kind, seed=0, **kwargs):
+    """A tiny tokenizer of ``kind``; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    if kind == 'dalle':
+        return BEVTDALLETokenizer(encoder=DALLE_CFG, **kwargs)
+    if kind == 'vqkd':
+        return BEVTVQKDTokenizer(encoder=VQKD_CFG, **kwargs)
+    return BEVTHOGTargets(**kwargs)
+
+
+def inputs(kind, *lead, size=32, seed=1):
+    """Random inputs in the range the preprocessor gives ``kind``."""
+    gen = torch.Generator().manual_seed(seed)
+    n, t = lead[0], lead[1:]
+    x = torch.rand((n, 3) + t + (size, size), generator=gen)
+    if kind == 'dalle':
+        return x * 0.8 + 0.1  # map_pixels range [0.1, 0.9]
+    if kind == 'vqkd':
+        return x * 2 - 1  # [-1, 1]
+    return x
+
+
+def inner(tok):
+    """The wrapped module that really encodes the frames."""
+    if isinstance(tok, BEVTVQKDTokenizer):
+        return tok.encoder.encoder
+    if isinstance(tok, BEVTHOGTargets):
+        return tok.hog
+    return tok.encoder
+
+
+@contextmanager
+def recorded_inputs(module):
+    """Record the batch of every call of ``module``."""
+    seen = []
+    handle = module.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+class _Records(logging.Handler):
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextmanager
+def captured_log():
+    """Records of the current mmengine logger."""
+    logger = MMLogger.get_current_instance()
+    handler = _Records()
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+def random_init_warnings(records):
+    return [
+        r for r in records if r.levelno == logging.WARNING
+        and 'randomly initialised' in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_shapes_dtypes_and_attributes(kind):
+    tok = build(kind)
+    assert isinstance(tok, BEVTTokenizer)
+    images = tok(inputs(kind, 2))
+    clips = tok(inputs(kind, 2, 3))
+    if kind == 'hog':
+        assert tok.vocab_size is None and tok.target_dims == 108
+        assert tok.downsample == 16
+        assert images.shape == (2, 2, 2, 108)
+        assert clips.shape == (2, 3, 2, 2, 108)
+        assert images.dtype == clips.dtype == torch.float32
+        assert images.abs().sum() > 0
+        return
+    assert tok.target_dims is None and tok.vocab_size == 64
+    assert tok.downsample == {'dalle': 8, 'vqkd': 16}[kind]
+    grid = 32 // tok.downsample
+    assert images.shape == (2, grid, grid)
+    assert clips.shape == (2, 3, grid, grid)
+    for ids in (images, clips):
+        assert ids.dtype == torch.int64
+        assert ids.min() >= 0 and ids.max() < tok.vocab_size
+    # random weights still spread over the vocabulary
+    assert clips.unique().numel() > 1
+
+
+def test_full_size_defaults_and_grids():
+    dalle = BEVTDALLETokenizer()
+    assert dalle.vocab_size == 8192 and dalle.downsample == 8
+    assert dalle.encoder.blocks.output.conv.w.shape[:2] == (8192, 2048)
+    vqkd = BEVTVQKDTokenizer(encoder=dict(encoder_config=VIT_CFG))
+    assert vqkd.vocab_size == 8192 and vqkd.downsample == 16
+    ids = vqkd(inputs('vqkd', 1, size=64))
+    assert ids.shape == (1, 4, 4)
+    hog = BEVTHOGTargets(downsample=8, gaussian_window=0)
+    assert hog.target_dims == 27
+    assert hog(inputs('hog', 1, size=24)).shape == (1, 3, 3, 27)
+
+
+def test_dalle_ids_are_argmax_of_mmpretrain_logits():
+    tok = build('dalle')
+    assert isinstance(tok.encoder, DALLEEncoder)
+    x = inputs('dalle', 3)
+    expected = tok.encoder(x).argmax(dim=1)
+    assert torch.equal(tok(x), expected)
+
+
+def test_vqkd_ids_match_mmpretrain_get_tokens():
+    tok = build('vqkd')
+    assert isinstance(tok.encoder, VQKD)
+    x = inputs('vqkd', 3)
+    reference = copy.deepcopy(tok.encoder)  # get_tokens updates buffers
+    expected = reference.get_tokens(x)['token'].view(3, 2, 2)
+    assert torch.equal(tok(x), expected)
+
+
+def test_hog_matches_mmpretrain_and_ignores_normalisation():
+    x = inputs('hog', 2, size=224) * 255
+    tok = BEVTHOGTargets()
+    feats = tok(x)
+    assert feats.shape == (2, 14, 14, 108)
+    expected = HOGGenerator()(x)  # (2, 196, 108)
+    assert torch.equal(feats.flatten(1, 2), expected)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    torch.testing.assert_close(tok((x - mean) / std), feats)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_clip_frames_equal_per_frame_tokenisation(kind):
+    tok = build(kind)
+    clips = inputs(kind, 2, 3)
+    out = tok(clips)
+    for t in range(3):
+        frame = tok(clips[:, :, t].contiguous())
+        for n in range(2):
+            alone = tok(clips[n:n + 1, :, t])[0]
+            assert torch.equal(out[n, t], frame[n])
+            torch.testing.assert_close(out[n, t], alone)
+    # frames differ, so a wrong fold would be noticed
+    assert not torch.equal(out[:, 0], out[:, 1])
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_frame_mask_skips_frames(kind):
+    tok = build(kind)
+    fill = 0 if kind == 'hog' else -1
+    clips = inputs(kind, 2, 4)
+    full = tok(clips)
+    mask = torch.tensor([[True, False, False, True],
+                         [False, True, False, False]])
+    with recorded_inputs(inner(tok)) as seen:
+        out = tok(clips, frame_mask=mask)
+    assert sum(batch.shape[0] for batch in seen) == int(mask.sum()) == 3
+    assert torch.equal(out[mask], full[mask])
+    assert (out[~mask] == fill).all()
+    # the encoded frames are exactly the needed ones, in order
+    needed = clips.transpose(1, 2)[mask]  # (3, 3, 32, 32)
+    assert torch.equal(torch.cat(seen).float(), needed)
+
+    images = inputs(kind, 3)
+    image_mask = torch.tensor([False, True, False])
+    with recorded_inputs(inner(tok)) as seen:
+        out = tok(images, frame_mask=image_mask)
+    assert [batch.shape[0] for batch in seen] == [1]
+    assert torch.equal(out[1], tok(images)[1])
+    assert (out[image_mask.logical_not()] == fill).all()
+
+    with recorded_inputs(inner(tok)) as seen:
+        out = tok(clips, frame_mask=torch.zeros(2, 4, dtype=torch.bool))
+    assert seen == [] and (out == fill).all()
+
+
+def test_frame_mask_validation():
+    tok = build('dalle')
+    clips = inputs('dalle', 2, 3)
+    with pytest.raises(ValueError, match='frame_mask dtype'):
+        tok(clips, frame_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match='frame_mask shape'):
+        tok(clips, frame_mask=torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match='frame_mask shape'):
+        tok(inputs('dalle', 2), frame_mask=torch.ones(2, 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_chunked_equals_unchunked(kind):
+    clips = inputs(kind, 2, 5)
+    whole = build(kind)(clips)
+    for chunk_size in (1, 3):
+        tok = build(kind, chunk_size=chunk_size)
+        with recorded_inputs(inner(tok)) as seen:
+            out = tok(clips)
+        sizes = [batch.shape[0] for batch in seen]
+        assert max(sizes) == chunk_size and sum(sizes) == 10
+        assert torch.equal(out, whole)
+    # chunks also apply to the frames a mask keeps
+    tok = build(kind, chunk_size=2)
+    mask = torch.tensor([[True, True, False, True, True],
+                         [False, True, True, False, False]])
+    with recorded_inputs(inner(tok)) as seen:
+        out = tok(clips, frame_mask=mask)
+    assert [batch.shape[0] for batch in seen] == [2, 2, 2]
+    assert torch.equal(out[mask], whole[mask])
+
+
+@pytest.mark.parametrize('kind', ID_KINDS)
+def test_reduced_precision(kind):
+    clips = inputs(kind, 2, 4)
+    full = build(kind)(clips)
+    tok = build(kind, dtype='bfloat16')
+    autocast = []
+    inner(tok).register_forward_pre_hook(lambda mod, args: autocast.append(
+        (torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu'))))
+    ids = tok(clips)
+    assert autocast == [(True, torch.bfloat16)]
+    assert ids.dtype == torch.int64 and ids.shape == full.shape
+    assert ids.min() >= 0 and ids.max() < tok.vocab_size
+    assert (ids == full).float().mean() > 0.9
+    # dtype=None runs in float32 even inside a surrounding autocast
+    fp32 = build(kind)
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        assert torch.equal(fp32(clips), full)
+
+
+def test_unsupported_autocast_raises(monkeypatch):
+    tok = build('dalle', dtype='float16')
+    monkeypatch.setattr(torch, 'is_autocast_enabled', lambda *args: False)
+    with pytest.raises(RuntimeError, match="dtype='float16'"):
+        tok(inputs('dalle', 1))
+
+
+@pytest.mark.parametrize('kind', ID_KINDS)
+def test_channels_last_gives_identical_ids(kind):
+    clips = inputs(kind, 2, 3)
+    expected = build(kind)(clips)
+    tok = build(kind, channels_last=True)
+    conv = (
+        tok.encoder.blocks.input.w if kind == 'dalle' else
+        tok.encoder.encoder.patch_embed.projection.weight)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous()
+    with recorded_inputs(inner(tok)) as seen:
+        ids = tok(clips)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(ids, expected)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_frozen_no_grad_and_eval(kind):
+    tok = build(kind)
+    params = list(tok.parameters())
+    assert kind == 'hog' or len(params) > 0
+    assert all(not p.requires_grad for p in params)
+    x = inputs(kind, 2, 2).requires_grad_()
+    out = tok(x)
+    assert not out.requires_grad and out.grad_fn is None
+
+    parent = nn.Module()
+    parent.tokenizer = tok
+    parent.linear = nn.Linear(2, 2)
+    parent.train()
+    assert parent.training and parent.linear.training
+    assert not any(m.training for m in tok.modules())
+    assert tok.train() is tok and not tok.training
+    assert not any(m.training for m in tok.modules())
+
+
+def _parent_with(tok):
+    parent = nn.Module()
+    parent.tokenizer = tok
+    parent.tokenizer_head = nn.Linear(3, 2)  # shares the name's beginning
+    parent.head = nn.Module()
+    parent.head.linear = nn.Linear(2, 2)
+    return parent
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_state_dict_excludes_tokenizer(kind):
+    tok = build(kind)
+    own = {f'tokenizer.{k}': v for k, v in tok.named_parameters()}
+    own.update({f'tokenizer.{k}': v for k, v in tok.named_buffers()})
+    assert len(own) > 0
+    assert tok.state_dict() == {}
+
+    parent = _parent_with(tok)
+    state = parent.state_dict()
+    expected = {
+        'tokenizer_head.weight', 'tokenizer_head.bias', 'head.linear.weight',
+        'head.linear.bias'
+    }
+    assert set(state) == expected
+    assert set(get_state_dict(parent)) == expected
+    result = parent.load_state_dict(state, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    load_state_dict(parent, state, strict=True)
+
+    # nested deeper, the prefix has dots
+    outer = nn.Module()
+    outer.model = parent
+    assert set(outer.state_dict()) == {f'model.{k}' for k in expected}
+    outer.load_state_dict(outer.state_dict(), strict=True)
+
+    # an old checkpoint that carries (different) tokenizer weights
+    before = {k: v.clone() for k, v in own.items()}
+    old = dict(state)
+    old.update({k: torch.zeros_like(v) for k, v in own.items()})
+    old['tokenizer.not_a_key'] = torch.zeros(1)
+    old['head.linear.bias'] = torch.full((2, ), 7.)
+    result = parent.load_state_dict(old, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    load_state_dict(parent, old, strict=True)
+    assert (parent.head.linear.bias == 7).all()
+    for key, value in own.items():
+        assert torch.equal(value, before[key]), key
+
+    # other keys are still checked
+    del old['head.linear.weight']
+    with pytest.raises(RuntimeError, match='head.linear.weight'):
+        parent.load_state_dict(old, strict=True)
+
+
+@pytest.mark.parametrize('kind', ID_KINDS)
+def test_pretrained_init_cfg_loads_encoder_weights(kind, tmp_path):
+    torch.manual_seed(123)
+    if kind == 'dalle':
+        source = DALLEEncoder(**DALLE_CFG)
+    else:
+        source = BEVTVQKDTokenizer(encoder=VQKD_CFG).encoder
+    checkpoint = str(tmp_path / 'tok.pth')
+    torch.save(source.state_dict(), checkpoint)
+    x = inputs(kind, 4)
+    if kind == 'dalle':
+        expected = source(x).argmax(dim=1)
+    else:
+        expected = copy.deepcopy(source).get_tokens(x)['token'].view(4, 2, 2)
+
+    tok = build(kind, init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    assert not torch.equal(tok(x), expected)  # nothing loaded in __init__
+    parent = BaseModule()
+    parent.tokenizer = tok
+    with captured_log() as records:
+        parent.init_weights()
+    assert random_init_warnings(records) == []
+    assert torch.equal(tok(x), expected)
+    for name, value in source.state_dict().items():
+        assert torch.equal(tok.encoder.state_dict()[name], value), name
+    assert all(not p.requires_grad for p in tok.parameters())
+    assert not tok.training
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_random_init_warning(kind):
+    tok = build(kind)
+    with captured_log() as records:
+        tok.init_weights()
+    warnings = random_init_warnings(records)
+    if kind == 'hog':
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert type(tok).__name__ in warnings[0].getMessage()
+        assert 'meaningless' in warnings[0].getMessage()
+
+
+def test_registry_build():
+    assert set(tokenizers.__all__) == {
+        'BEVTTokenizer', 'BEVTDALLETokenizer', 'BEVTVQKDTokenizer',
+        'BEVTHOGTargets'
+    }
+    cfgs = [
+        dict(type='BEVTDALLETokenizer', encoder=DALLE_CFG, chunk_size=8),
+        dict(type='BEVTVQKDTokenizer', encoder=VQKD_CFG),
+        dict(type='BEVTHOGTargets', nbins=6),
+    ]
+    for cfg in cfgs:
+        tok = MODELS.build(cfg)
+        assert type(tok).__name__ == cfg['type']
+        assert MODELS.get(cfg['type']) is type(tok)
+    assert tok.target_dims == 3 * 6 * 4
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(dtype='fp16'), 'dtype'), (dict(dtype=torch.float16), 'dtype'),
+    (dict(channels_last='yes'), 'channels_last'),
+    (dict(chunk_size=0), 'chunk_size'), (dict(chunk_size=True), 'chunk_size'),
+    (dict(chunk_size=2.0), 'chunk_size'), (dict(init_cfg='x'), 'init_cfg'),
+    (dict(encoder=[16]), 'encoder'), (dict(encoder=dict(bad=1)), 'keys'),
+    (dict(encoder=dict(vocab_size=0)), 'encoder.vocab_size'),
+    (dict(encoder=dict(n_hid=1.5)), 'encoder.n_hid')
+])
+def test_dalle_bad_args(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        BEVTDALLETokenizer(**kwargs)
+
+
+@pytest.mark.parametrize('encoder, field', [
+    ([16], 'encoder'),
+    (dict(decoder_config=dict()), 'keys'),
+    (dict(num_embed=0), 'num_embed'),
+    (dict(encoder_config=dict(out_type='avg_featmap')), 'out_type'),
+    (dict(encoder_config=dict(patch_size=(16, 16))), 'patch_size'),
+])
+def test_vqkd_bad_args(encoder, field):
+    with pytest.raises(ValueError, match=field):
+        BEVTVQKDTokenizer(encoder=encoder)
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(nbins=0), 'nbins'),
+    (dict(pool=-8), 'pool'),
+    (dict(gaussian_window=-1), 'gaussian_window'),
+    (dict(downsample=12), 'downsample'),
+    (dict(chunk_size=0), 'chunk_size'),
+])
+def test_hog_bad_args(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        BEVTHOGTargets(**kwargs)
+
+
+def test_bad_inputs():
+    dalle = build('dalle')
+    with pytest.raises(ValueError, match='input shape'):
+        dalle(torch.rand(3, 32, 32))
+    with pytest.raises(ValueError, match='multiples of 8'):
+        dalle(torch.rand(1, 3, 36, 32))
+    vqkd = build('vqkd')
+    with pytest.raises(ValueError, match='multiples of 16'):
+        vqkd(torch.rand(1, 3, 2, 24, 32))
+    hog = build('hog')
+    with pytest.raises(ValueError, match='square'):
+        hog(torch.rand(1, 3, 32, 64))
+    with pytest.raises(ValueError, match='channels'):
+        hog(torch.rand(1, 1, 32, 32))
