@@ -30,8 +30,10 @@ def tiny_bevt(**kwargs):
             mean=[123.675, 116.28, 103.53],
             std=[58.395, 57.12, 57.375]))
     for key, value in kwargs.items():
-        cfg[key].update(value) if isinstance(value, dict) else cfg.update(
-            {key: value})
+        if isinstance(value, dict) and 'type' not in value:
+            cfg[key].update(value)  # override some fields
+        else:
+            cfg[key] = value  # replace the part
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -171,3 +173,22 @@ def test_build_errors_name_the_field():
         ..., :16, :16]
     with pytest.raises(ValueError, match='tokenizer view'):
         model(**data, mode='loss')
+
+
+def test_hog_regression_variant_trains_both_streams():
+    """MaskFeat-style HOG targets need no downloaded weights."""
+    model = tiny_bevt(
+        head=dict(
+            type='BEVTRegressionHead',
+            in_channels=128,
+            target_dims=108),
+        target_generator=dict(type='BEVTHOGTargets'))
+    batches = two_stream_batches()
+    for batch in batches:  # HOG reads the model-size view: 64 px
+        batch['inputs']['tokenizer_imgs'] = batch['inputs']['imgs']
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    log = model.train_step(batches, optim)
+    assert {'loss_video', 'loss_img'} <= set(log)
+    assert torch.isfinite(log['loss'])
+    with pytest.raises(ValueError, match='does not fit the targets'):
+        tiny_bevt(target_generator=dict(type='BEVTHOGTargets'))
