@@ -4,4 +4,4 @@ and mmengine lack.
 
 Importing this package registers them in :mod:`bevt.registry`.
 """
-__all__ = []
+from .runner import *  # noqa: F401,F403
