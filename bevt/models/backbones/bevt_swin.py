@@ -361,7 +361,15 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             state_dict['norm.weight'] = state_dict.pop('fc_norm.weight')
             state_dict['norm.bias'] = state_dict.pop('fc_norm.bias')
         state_dict = rename_official_keys(state_dict, self.final_norm_name)
-        for name in ('proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'):
+        names = ('proj.weight', 'proj.bias', 'norm.weight', 'norm.bias')
+        if 'patch_embed_2d.proj.weight' in state_dict:
+            # a checkpoint of this model's image stream (our stage 1): its
+            # video embedding was never trained, inflate the image one
+            for name in names:
+                if f'patch_embed_2d.{name}' in state_dict:
+                    state_dict[f'patch_embed.{name}'] = \
+                        state_dict[f'patch_embed_2d.{name}']
+        for name in names:
             if f'patch_embed.{name}' in state_dict:
                 state_dict.setdefault(f'patch_embed_2d.{name}',
                                       state_dict[f'patch_embed.{name}'])

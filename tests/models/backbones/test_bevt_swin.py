@@ -335,3 +335,25 @@ def test_load_official_3d_checkpoint(tmp_path):
     model.init_weights()
     for key, value in src.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, msg=key)
+
+
+def test_inflate_from_our_image_only_checkpoint(tmp_path):
+    """bevt's stage 1 trains the image stream of this backbone: stage 2
+    inflates its (trained) 2D embedding, not the untrained 3D one."""
+    src = tiny_backbone()
+    path = str(tmp_path / 'stage1_bevt.pth')
+    torch.save(
+        dict(state_dict={
+            f'backbone.{k}': v
+            for k, v in src.state_dict().items()
+        }), path)
+    model = BEVTSwinTransformer3D(
+        arch=TINY, window_size=(4, 4, 4), pretrained=path)
+    model.init_weights()
+    kernel = src.patch_embed_2d.proj.weight
+    torch.testing.assert_close(model.patch_embed_2d.proj.weight, kernel)
+    torch.testing.assert_close(model.patch_embed.proj.weight,
+                               kernel.unsqueeze(2).repeat(1, 1, 2, 1, 1) / 2)
+    torch.testing.assert_close(
+        model.layers[0].blocks[0].attn.relative_position_bias_table,
+        src.layers[0].blocks[0].attn.relative_position_bias_table)
