@@ -5,5 +5,9 @@ Importing this package registers bevt's transforms and datasets in
 :mod:`bevt.registry`.
 """
 from .synthetic_motion import MOTIONS, SHAPES, make_synthetic_dataset
+from .tolerant_dataset import BEVTTolerantDataset
+from .transforms import *  # noqa: F401,F403
 
-__all__ = ['MOTIONS', 'SHAPES', 'make_synthetic_dataset']
+__all__ = [
+    'MOTIONS', 'SHAPES', 'make_synthetic_dataset', 'BEVTTolerantDataset'
+]

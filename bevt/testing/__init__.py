@@ -1,7 +1,9 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Helpers for bevt's tests (tiny configs, paths, fresh interpreters)."""
-from ._utils import REPO_ROOT, SMOKE_CONFIG, config_path, fresh_env, run_python
+from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
+                     config_path, fresh_env, run_python)
 
 __all__ = [
-    'REPO_ROOT', 'SMOKE_CONFIG', 'config_path', 'fresh_env', 'run_python'
+    'REPO_ROOT', 'SMOKE_CONFIG', 'PRETRAIN_SMOKE_CONFIG', 'config_path',
+    'fresh_env', 'run_python'
 ]

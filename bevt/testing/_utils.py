@@ -10,6 +10,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMOKE_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'bevt', 'smoke',
     'swin-nano-p244-w444_scratch_1xb8-8x2x1-12e_synthetic-motion.py')
+# the two-stream BEVT pretraining of the nano Video Swin (videos + images)
+PRETRAIN_SMOKE_CONFIG = osp.join(
+    REPO_ROOT, 'configs', 'bevt', 'smoke',
+    'bevt_swin-nano-p244-w444_1xb4-8x2x1-4e_synthetic-motion-shapes.py')
 
 
 def config_path(relative: str) -> str:

@@ -28,6 +28,8 @@ def test_config_parses_and_model_builds(path):
     target_generator = cfg.model.get('target_generator')
     if target_generator is not None:  # no tokenizer weights in tests
         target_generator.init_cfg = None
+    if cfg.model.get('backbone', {}).get('pretrained'):  # nor backbone's
+        cfg.model.backbone.pretrained = None
     with DefaultScope.overwrite_default_scope('bevt'):
         model = MODELS.build(cfg.model)
     model.init_weights()

@@ -36,6 +36,11 @@ from bevt.registry import LOOPS
 NONFINITE_POLICIES = ('raise', 'skip')
 
 
+def _mix_seed(seed: int, value: int) -> int:
+    """A seed for (seed, value) that numpy accepts (< 2**31)."""
+    return (int(seed) + 1_000_003 * int(value)) % (2**31 - 1)
+
+
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
     sampler = getattr(loader, 'sampler', None)
     if hasattr(sampler, 'set_epoch'):
@@ -63,25 +68,39 @@ def _reseed_workers(loader: DataLoader, seed: int) -> None:
 class _CyclingLoader:
     """Endless iterator over a loader; each pass gets its own sampler epoch.
 
+    Pass ``k`` of loop epoch ``e`` uses the sampler epoch (and, for workers
+    that restart, the worker seed offset) ``e * PASS_STRIDE + k``: no two
+    passes share an order or a random stream, and the value depends on
+    nothing but (e, k), so a resumed run draws the same batches.
+
     Args:
         loader (DataLoader): The loader.
-        stride (int): Pass ``k`` of epoch ``e`` uses sampler epoch
-            ``e + k * stride`` (``stride`` = the number of loop epochs, so
-            passes never reuse an order).
+        reseed (bool): Re-seed the workers of each pass. Defaults to True.
     """
 
-    def __init__(self, loader: DataLoader, stride: int) -> None:
+    PASS_STRIDE = 1_000_000
+
+    def __init__(self, loader: DataLoader, reseed: bool = True) -> None:
         self.loader = loader
-        self.stride = max(int(stride), 1)
+        self.reseed = reseed
         self.epoch = 0
         self.passes = 0
+        self._init_fn = getattr(loader, 'worker_init_fn', None)
         self._iterator: Optional[Iterator] = None
+
+    def _start_pass(self) -> None:
+        value = self.epoch * self.PASS_STRIDE + self.passes
+        _set_epoch(self.loader, value)
+        if self.reseed and isinstance(self._init_fn, functools.partial) \
+                and 'seed' in self._init_fn.keywords:
+            _reseed_workers(self.loader,
+                            _mix_seed(self._init_fn.keywords['seed'], value))
+        self._iterator = iter(self.loader)
 
     def restart(self, epoch: int) -> None:
         """Start a new pass at the beginning of a loop epoch."""
         self.epoch, self.passes = epoch, 0
-        _set_epoch(self.loader, epoch)
-        self._iterator = iter(self.loader)
+        self._start_pass()
 
     def __next__(self):
         if self._iterator is None:
@@ -90,8 +109,7 @@ class _CyclingLoader:
             return next(self._iterator)
         except StopIteration:
             self.passes += 1
-            _set_epoch(self.loader, self.epoch + self.passes * self.stride)
-            self._iterator = iter(self.loader)
+            self._start_pass()
             return next(self._iterator)
 
 
@@ -116,10 +134,8 @@ class _MultiSourceMixin:
         self.nonfinite_loss = nonfinite_loss
         self.reseed = reseed
         self.nonfinite_steps = 0
-        self._worker_seeds = [
-            getattr(loader, 'worker_init_fn', None)
-            for loader in [self.dataloader, *self.other_loaders]
-        ]
+        self._primary_init_fn = getattr(self.dataloader, 'worker_init_fn',
+                                        None)
 
     @property
     def loaders(self) -> List[DataLoader]:
@@ -131,13 +147,13 @@ class _MultiSourceMixin:
         if not self.reseed:
             return
         diff_rank = self.runner._randomness_cfg.get('diff_rank_seed', False)
-        seed = self.runner.seed + 1_000_003 * epoch
+        seed = _mix_seed(self.runner.seed, epoch)
         set_random_seed(seed + (get_rank() if diff_rank else 0))
-        for loader, init_fn in zip(self.loaders, self._worker_seeds):
-            if isinstance(init_fn, functools.partial) \
-                    and 'seed' in init_fn.keywords:
-                _reseed_workers(loader,
-                                init_fn.keywords['seed'] + 1_000_003 * epoch)
+        init_fn = self._primary_init_fn
+        if isinstance(init_fn, functools.partial) \
+                and 'seed' in init_fn.keywords:
+            _reseed_workers(self.dataloader,
+                            _mix_seed(init_fn.keywords['seed'], epoch))
 
     # ------------------------------------------------------------------
     # non-finite loss guard around OptimWrapper.update_params
@@ -229,7 +245,8 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
         self._setup_sources(runner, other_loaders, nonfinite_loss,
                             reseed_every_epoch)
         self.cycles = [
-            _CyclingLoader(loader, max_epochs) for loader in self.other_loaders
+            _CyclingLoader(loader, reseed_every_epoch)
+            for loader in self.other_loaders
         ]
 
     def run(self) -> torch.nn.Module:
@@ -289,7 +306,8 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
         self._setup_sources(runner, other_loaders, nonfinite_loss, False)
         # mmengine's iterator already cycles the primary loader
         self.cycles = [
-            _CyclingLoader(loader, 1) for loader in self.other_loaders
+            _CyclingLoader(loader, reseed=False)
+            for loader in self.other_loaders
         ]
 
     def run(self) -> torch.nn.Module:

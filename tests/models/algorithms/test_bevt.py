@@ -178,10 +178,7 @@ def test_build_errors_name_the_field():
 def test_hog_regression_variant_trains_both_streams():
     """MaskFeat-style HOG targets need no downloaded weights."""
     model = tiny_bevt(
-        head=dict(
-            type='BEVTRegressionHead',
-            in_channels=128,
-            target_dims=108),
+        head=dict(type='BEVTRegressionHead', in_channels=128, target_dims=108),
         target_generator=dict(type='BEVTHOGTargets'))
     batches = two_stream_batches()
     for batch in batches:  # HOG reads the model-size view: 64 px

@@ -1,0 +1,13 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""BEVT's data transforms (registered in :data:`bevt.registry.TRANSFORMS`)."""
+from .formatting import PackBEVTInputs
+from .loading import BEVTLoadImage
+from .masking import (BEVTBlockMaskGenerator, BEVTTubeMaskGenerator,
+                      generate_block_mask, tube_mask)
+from .tokenizer_view import BEVTTokenizerView
+
+__all__ = [
+    'BEVTBlockMaskGenerator', 'BEVTLoadImage', 'BEVTTokenizerView',
+    'BEVTTubeMaskGenerator', 'PackBEVTInputs', 'generate_block_mask',
+    'tube_mask'
+]

@@ -1,0 +1,7 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""bevt hooks; importing this package registers them in
+:data:`bevt.registry.HOOKS`."""
+from .params_digest_hook import BEVTParamsDigestHook, weights_digest
+from .skipped_files_hook import BEVTSkippedFilesHook
+
+__all__ = ['BEVTSkippedFilesHook', 'BEVTParamsDigestHook', 'weights_digest']

@@ -1,0 +1,64 @@
+# BEVT stage 1: masked image modeling with the image stream only.
+# PROPOSED recipe, not from the authors: the official stage-1 code was never
+# released. It uses the image branch of the stage-2 recipe (2D path through
+# the shared Video Swin-B blocks, image fusion decoder, 98-patch block masks,
+# the stage-2 image pipeline, DALL-E targets) and BEiT's optimisation
+# (mmpretrain beit-base 8xb256: AdamW 1.5e-3 at batch 2048, weight decay
+# 0.05, 10 warmup epochs, clip 3.0), for the paper's 800 epochs.
+# 32 GPUs x 64 images = 2048 images per step.
+_base_ = [
+    './bevt_swin-base-p244-w877_bevt-img-pre_32xb8-amp-coslr-150e_'
+    'in1k-kinetics400.py'
+]
+
+model = dict(backbone=dict(pretrained=None))  # random init
+# only the image half of the model is used: DDP must allow unused weights
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=64,
+    num_workers=10,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BEVTTolerantDataset',
+        dataset=dict(
+            type='mmpretrain.ImageNet',
+            ann_file={{_base_.image_ann_file}},
+            data_prefix={{_base_.image_data_root}},
+            pipeline={{_base_.image_pipeline}})))
+train_cfg = dict(
+    _delete_=True,
+    type='EpochBasedTrainLoop',
+    max_epochs=800,
+    val_interval=800)
+
+optim_wrapper = dict(
+    accumulative_counts=1,
+    optimizer=dict(lr=1.5e-3, betas=(0.9, 0.999), weight_decay=0.05))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=790,
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=10,
+        end=800,
+        convert_to_iter_based=True)
+]
+default_hooks = dict(checkpoint=dict(interval=50))
+
+# Default setting for scaling LR automatically
+#   - `enable` means enable scaling LR automatically
+#       or not by default.
+#   - `base_batch_size` = (32 GPUs) x (64 images per GPU).
+auto_scale_lr = dict(enable=False, base_batch_size=2048)
