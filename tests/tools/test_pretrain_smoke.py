@@ -170,3 +170,10 @@ def test_too_many_corrupt_videos_stop_training(motion_data, tmp_path):
     assert result.returncode != 0
     assert 'Too many unreadable files' in result.stderr
     assert any(path in result.stderr for path in bad)
+
+
+def test_gradient_accumulation_in_the_joint_loop(motion_data, tmp_path):
+    result = train(motion_data, tmp_path, 'train_cfg.max_epochs=1',
+                   'optim_wrapper.accumulative_counts=2', *loaders(0))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(losses(tmp_path)) == 4

@@ -189,3 +189,16 @@ def test_hog_regression_variant_trains_both_streams():
     assert torch.isfinite(log['loss'])
     with pytest.raises(ValueError, match='does not fit the targets'):
         tiny_bevt(target_generator=dict(type='BEVTHOGTargets'))
+
+
+def test_two_stream_step_under_bf16_autocast():
+    """The AMP path (AmpOptimWrapper's autocast) on the CPU: masks, mask
+    token and attention bias follow the autocast dtype."""
+    model = tiny_bevt().train()
+    data = model.data_preprocessor(two_stream_batches(), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(*data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(model.backbone.mask_token.grad).all()
