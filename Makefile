@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bevt-installed
 INSTALL_INPUTS := requirements.txt $(wildcard requirements/*.txt) setup.py \
 	pyproject.toml bevt-startup.pth
-LINT_PATHS := bevt tools tests configs setup.py
+LINT_PATHS := bevt tools tests configs projects setup.py
 
 .PHONY: demo test lint pytest dev install clean
 

@@ -50,3 +50,22 @@ def test_motion_is_in_time_not_in_a_frame():
     assert np.abs(left[0].astype(int) - left[-1].astype(int)).mean() > 1
     with pytest.raises(ValueError, match='Invalid motion'):
         make_clip('sideways', rng)
+
+
+def test_command_line_tool_writes_the_dataset(tmp_path):
+    import subprocess
+    import sys
+
+    from bevt.testing import REPO_ROOT, fresh_env
+    result = subprocess.run([
+        sys.executable, 'tools/data/synthetic_motion.py',
+        str(tmp_path), '--videos-per-class', '1', '1', '--images-per-class',
+        '1', '1'
+    ],
+                            cwd=REPO_ROOT,
+                            env=fresh_env(),
+                            capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'videos_train.txt').read_text().count('\n') == 8
+    assert 'videos_train' in result.stdout
