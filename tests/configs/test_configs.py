@@ -30,6 +30,9 @@ def test_config_parses_and_model_builds(path):
         target_generator.init_cfg = None
     if cfg.model.get('backbone', {}).get('pretrained'):  # nor backbone's
         cfg.model.backbone.pretrained = None
+    init_cfg = cfg.model.get('backbone', {}).get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        cfg.model.backbone.init_cfg = None  # no fine-tune weights in tests
     with DefaultScope.overwrite_default_scope('bevt'):
         model = MODELS.build(cfg.model)
     model.init_weights()

@@ -1,5 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """BEVT's data transforms (registered in :data:`bevt.registry.TRANSFORMS`)."""
+from .clip_randaugment import BEVTClipRandAugment
 from .formatting import PackBEVTInputs
 from .loading import BEVTLoadImage
 from .masking import (BEVTBlockMaskGenerator, BEVTTubeMaskGenerator,
@@ -7,7 +8,7 @@ from .masking import (BEVTBlockMaskGenerator, BEVTTubeMaskGenerator,
 from .tokenizer_view import BEVTTokenizerView
 
 __all__ = [
-    'BEVTBlockMaskGenerator', 'BEVTLoadImage', 'BEVTTokenizerView',
-    'BEVTTubeMaskGenerator', 'PackBEVTInputs', 'generate_block_mask',
-    'tube_mask'
+    'BEVTBlockMaskGenerator', 'BEVTClipRandAugment', 'BEVTLoadImage',
+    'BEVTTokenizerView', 'BEVTTubeMaskGenerator', 'PackBEVTInputs',
+    'generate_block_mask', 'tube_mask'
 ]

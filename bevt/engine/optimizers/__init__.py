@@ -1,0 +1,7 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""bevt optimiser constructors; importing this package registers them in
+:data:`bevt.registry.OPTIM_WRAPPER_CONSTRUCTORS`."""
+from .swin3d_layer_decay import (BEVTSwin3DLayerDecayConstructor,
+                                 swin3d_layer_depths)
+
+__all__ = ['BEVTSwin3DLayerDecayConstructor', 'swin3d_layer_depths']
