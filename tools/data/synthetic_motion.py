@@ -20,7 +20,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--videos-per-class',
         type=int,
         nargs=2,
-        default=(24, 8),
+        default=(48, 8),
         metavar=('TRAIN', 'VAL'),
         help='clips per motion in the train and val splits')
     parser.add_argument(

@@ -82,7 +82,7 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     optimizer=dict(
-        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='SwinOptimWrapperConstructor',
     paramwise_cfg=dict(
         absolute_pos_embed=dict(decay_mult=0.),
