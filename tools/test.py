@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import setup_cpu_distributed
+from bevt.utils import setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,6 +96,7 @@ def main() -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -42,3 +42,17 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
     return True
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly at the end of a tool.
+
+    mmengine never destroys the default process group. Under gloo a rank
+    that exits while another still finishes its last collective (or tears
+    the group down in its destructor) can abort with "terminate called
+    without an active exception"; a final barrier and an explicit
+    ``destroy_process_group`` avoid that. Does nothing without a group.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

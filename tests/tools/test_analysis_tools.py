@@ -1,0 +1,173 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The analysis tools as a user runs them, on the smoke pretraining config.
+
+No timing is asserted: only the output format and that the numbers are
+positive and finite.
+"""
+import json
+import math
+import os.path as osp
+import re
+import subprocess
+import sys
+from typing import List
+
+import pytest
+
+from bevt.testing import PRETRAIN_SMOKE_CONFIG, REPO_ROOT, fresh_env
+
+TOOLS = osp.join('tools', 'analysis_tools')
+BENCHMARK = osp.join(TOOLS, 'benchmark.py')
+GET_FLOPS = osp.join(TOOLS, 'get_flops.py')
+PRINT_CONFIG = osp.join(TOOLS, 'print_config.py')
+FAST = ['--iters', '2', '--warmup', '1']
+NUMBER = r'[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)'
+STEP_ROWS = ('s/iter (median)', 's/iter (min)', 'clips/s', 'images/s',
+             'tokenizer s/iter', 'tokenizer share %',
+             'vocab projection s/iter', 'peak memory MiB',
+             'fwd GFLOPs tokenizer', 'fwd GFLOPs rest', 'step GFLOPs',
+             'achieved TFLOP/s')
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    # one thread: OpenMP spin-waits make a shared 2-core machine crawl
+    env = fresh_env(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    return subprocess.run([sys.executable, script, *args],
+                          cwd=REPO_ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+def _row(text: str, label: str) -> List[float]:
+    """The numbers of the table row ``label``."""
+    match = re.search(rf'^{re.escape(label)}((?:\s+{NUMBER})+)\s*$', text,
+                      re.M)
+    assert match, f'no row {label!r} in:\n{text}'
+    return [float(v) for v in match.group(1).split()]
+
+
+def _positive(values, allow_zero: bool = False) -> None:
+    for value in values:
+        assert math.isfinite(value), values
+        assert value >= 0 if allow_zero else value > 0, values
+
+
+@pytest.mark.parametrize('script', [BENCHMARK, GET_FLOPS, PRINT_CONFIG])
+def test_help(script):
+    proc = _run(script, '--help')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith('usage:')
+
+
+@pytest.fixture(scope='module')
+def compare_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('benchmark') / 'numbers.json'
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--videos',
+                '1', '--images', '2', '--compare', 'official', '--json',
+                str(out), '--peak-tflops', '1', *FAST)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_benchmark_prints_both_variants_and_ratios(compare_run):
+    text, _ = compare_run
+    header = next(line for line in text.splitlines()
+                  if line.split() == ['default', 'official'])
+    assert header
+    for label in STEP_ROWS:
+        values = _row(text, label)
+        assert len(values) == 2, (label, values)
+        _positive(values, allow_zero=label == 'peak memory MiB')
+    assert len(_row(text, 'MFU %')) == 2
+    assert 'random init' in text and 'no weights downloaded' in text
+    assert 'a multiply-add = 2 FLOPs' in text
+    assert 'fused_attention=False' in text
+    assert 'tokenize_all_frames=True' in text
+    assert 'gather_masked=False' in text
+    assert 'batch: 1 clip(s) 3x8x64x64' in text
+    assert '2 image(s) 3x64x64' in text
+    match = re.search(
+        rf'speed-up of default over official .*: step ({NUMBER})x, '
+        rf'tokenizer ({NUMBER})x, vocab projection ({NUMBER})x', text)
+    assert match, text
+    _positive(float(v) for v in match.groups())
+    assert re.search(rf'memory ratio default/official .*: {NUMBER}', text)
+
+
+def test_benchmark_writes_json(compare_run):
+    _, numbers = compare_run
+    assert numbers['mode'] == 'step'
+    assert numbers['counts'] == {'video': 1, 'img': 2}
+    assert [v['name'] for v in numbers['variants']] == ['default', 'official']
+    for variant in numbers['variants']:
+        _positive([
+            variant[key]
+            for key in ('s_per_iter_median', 's_per_iter_min', 'clips_per_s',
+                        'images_per_s', 'tokenizer_s_per_iter',
+                        'tokenizer_share', 'fwd_gflops_tokenizer',
+                        'fwd_gflops_rest', 'step_gflops', 'mfu')
+        ])
+        assert len(variant['times']) == 2
+        _positive(variant['losses'])
+        assert variant['step_gflops'] == pytest.approx(
+            3 * variant['fwd_gflops_rest'] + variant['fwd_gflops_tokenizer'])
+    default, official = numbers['variants']
+    # the official way tokenizes every frame and projects every token
+    assert official['fwd_gflops_tokenizer'] >= default['fwd_gflops_tokenizer']
+    assert official['fwd_gflops_vocab'] > default['fwd_gflops_vocab']
+    _positive([numbers['ratios']['step_speedup']])
+
+
+def test_benchmark_backbone_only_with_size_overrides():
+    arch = '{"embed_dims":16,"depths":[1,1,2,1],"num_heads":[1,2,2,4]}'
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--backbone-only',
+                '--videos', '1', '--arch', arch, '--clip-len', '4', '--crop',
+                '32', *FAST)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    assert 'input: 1 clip(s) 3x4x32x32' in text
+    assert re.search(r'^\s+bevt\s+mmaction2\s*$', text, re.M), text
+    for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs'):
+        _positive(_row(text, label))
+    diff = re.search(rf'max \|diff\| = ({NUMBER})', text)
+    assert diff and float(diff.group(1)) < 1e-4, text
+    match = re.search(rf'speed-up of bevt over mmaction2 .*: ({NUMBER})x',
+                      text)
+    assert match, text
+    _positive([float(match.group(1))])
+
+
+def test_benchmark_reports_bad_arguments():
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--arch', '{"depths":[2]}')
+    assert proc.returncode == 2
+    assert 'Invalid --arch' in proc.stderr
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--compare', 'nonsense')
+    assert proc.returncode == 2
+    assert 'Invalid --compare item' in proc.stderr
+
+
+def test_get_flops():
+    proc = _run(GET_FLOPS, PRETRAIN_SMOKE_CONFIG)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    assert 'a multiply-add counts as 2 FLOPs' in text
+    assert 'input (1, 3, 8, 64, 64)' in text
+    for label in ('backbone + head', 'backbone', 'head', 'tokenizer (frozen)'):
+        match = re.search(
+            rf'^\s*{re.escape(label)}\s+({NUMBER}) GFLOPs\s+({NUMBER}) M '
+            'params$', text, re.M)
+        assert match, (label, text)
+        _positive(float(v) for v in match.groups())
+
+
+def test_print_config():
+    proc = _run(PRINT_CONFIG, PRETRAIN_SMOKE_CONFIG, '--cfg-options',
+                'model.head.num_classes=64')
+    assert proc.returncode == 0, proc.stderr
+    assert "type='BEVT'" in proc.stdout
+    assert 'num_classes=64' in proc.stdout
+    proc = _run(PRINT_CONFIG, 'configs/missing.py')
+    assert proc.returncode == 2
+    assert 'config not found' in proc.stderr
