@@ -1,7 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The BEVT backbone: a masked Video Swin shared by an image and a video
 stream, with the two fusion decoders of the official model."""
-import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,7 +8,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmaction.models.backbones.swin import SwinTransformer3D
-from mmcv.cnn import build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
@@ -17,142 +15,17 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
 from bevt.registry import MODELS
+from bevt.utils.checkpoint_convert import (extract_state_dict,
+                                           rename_official_keys)
+from .fusion_decoder import FusionDecoder
+from .patch_embed_2d import PatchEmbed2D
 from .swin3d_ops import (shift_attention_mask, stream_window_and_shift,
                          swin_block_forward)
 
-# official BEVT (``SwinTransformerBEVT``) state-dict names -> ours
-OFFICIAL_KEY_RENAMES = (
-    (r'^lm_down\.', 'image_decoder.reduce.'),
-    (r'^fpn\.0\.', 'image_decoder.upsample_spatial.'),
-    (r'^lm_down_st\.0\.', 'video_decoder.reduce.'),
-    (r'^fpn_s\.0\.', 'video_decoder.upsample_spatial.'),
-    (r'^fpn_t\.0\.', 'video_decoder.upsample_temporal.'),
-)
 DEFAULT_INIT_CFG = [
     dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
     dict(type='Constant', layer='LayerNorm', val=1., bias=0.)
 ]
-
-
-def rename_official_keys(state_dict: Dict[str, Tensor],
-                         final_norm: str = 'norm3') -> Dict[str, Tensor]:
-    """Map official BEVT backbone keys (no ``backbone.`` prefix) to ours.
-
-    The fusion decoders get descriptive names and the final ``norm``
-    becomes mmaction2's ``norm{last stage}``; everything else (patch
-    embeddings, blocks, merging layers, ``mask_token``) keeps its name.
-
-    Args:
-        state_dict (dict): Backbone state dict in the official layout.
-        final_norm (str): Our name of the final norm. Defaults to 'norm3'.
-
-    Returns:
-        dict: The renamed state dict (a new dict, same tensors).
-    """
-    renamed = {}
-    for key, value in state_dict.items():
-        for pattern, new in OFFICIAL_KEY_RENAMES:
-            key = re.sub(pattern, new, key)
-        key = re.sub(r'^norm\.', f'{final_norm}.', key)
-        renamed[key] = value
-    return renamed
-
-
-class PatchEmbed2D(BaseModule):
-    """Image to patch embedding of the image stream (Conv2d + norm).
-
-    Args:
-        patch_size (Sequence[int]): Patch (Ph, Pw). Defaults to (4, 4).
-        in_channels (int): Input channels. Defaults to 3.
-        embed_dims (int): Embedding channels. Defaults to 96.
-        norm_cfg (dict, optional): Norm after the projection.
-            Defaults to None.
-    """
-
-    def __init__(self,
-                 patch_size: Sequence[int] = (4, 4),
-                 in_channels: int = 3,
-                 embed_dims: int = 96,
-                 norm_cfg: Optional[Dict] = None) -> None:
-        super().__init__()
-        self.patch_size = tuple(patch_size)
-        self.proj = nn.Conv2d(
-            in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
-        self.norm = build_norm_layer(norm_cfg, embed_dims)[1] \
-            if norm_cfg is not None else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Embed images.
-
-        Args:
-            x (Tensor): Images of shape (B, C, H, W).
-
-        Returns:
-            Tensor: Channels-last patches (B, H/Ph, W/Pw, embed_dims).
-        """
-        ph, pw = self.patch_size
-        x = F.pad(x, (0, -x.shape[-1] % pw, 0, -x.shape[-2] % ph))
-        x = self.proj(x).permute(0, 2, 3, 1)  # (B, Hp, Wp, C)
-        return self.norm(x) if self.norm is not None else x
-
-
-class FusionDecoder(BaseModule):
-    """BEVT's fusion decoder: stage-3 ⊕ upsampled stage-4 -> Linear.
-
-    Official names: ``fpn`` / ``lm_down`` (images) and ``fpn_s`` /
-    ``lm_down_st`` / ``fpn_t`` (video). There is no activation.
-
-    Args:
-        low_dims (int): Channels of the stage-3 map (before merging).
-        high_dims (int): Channels of the stage-4 map (and of the output).
-        video (bool): Video decoder (3D transposed convs) or image decoder.
-        temporal_stride (int): Temporal upsampling of the video decoder
-            (the temporal patch size); 1 disables it. Defaults to 1.
-    """
-
-    def __init__(self,
-                 low_dims: int,
-                 high_dims: int,
-                 video: bool,
-                 temporal_stride: int = 1) -> None:
-        super().__init__()
-        self.video = video
-        if video:
-            self.upsample_spatial = nn.ConvTranspose3d(
-                high_dims, high_dims, (1, 2, 2), stride=(1, 2, 2))
-        else:
-            self.upsample_spatial = nn.ConvTranspose2d(
-                high_dims, high_dims, 2, stride=2)
-        self.reduce = nn.Linear(low_dims + high_dims, high_dims)
-        self.upsample_temporal = None
-        if video and temporal_stride > 1:
-            kernel = (temporal_stride, 1, 1)
-            self.upsample_temporal = nn.ConvTranspose3d(
-                high_dims, high_dims, kernel, stride=kernel)
-
-    def forward(self, low: Tensor, high: Tensor) -> Tensor:
-        """Fuse two stages.
-
-        Args:
-            low (Tensor): Stage-3 map (B, D, H3, W3, C3), channels-last.
-            high (Tensor): Stage-4 map (B, D, H4, W4, C4), H4 = ceil(H3/2).
-
-        Returns:
-            Tensor: (B, D*temporal_stride, H3, W3, C4), channels-last.
-        """
-        B, D, H3, W3, _ = low.shape
-        if self.video:
-            high = self.upsample_spatial(high.permute(0, 4, 1, 2, 3))
-            high = high.permute(0, 2, 3, 4, 1)
-        else:  # images run with D == 1
-            high = self.upsample_spatial(high[:, 0].permute(0, 3, 1, 2))
-            high = high.permute(0, 2, 3, 1).unsqueeze(1)
-        high = high[:, :, :H3, :W3]  # odd stage-3 sizes were padded
-        x = self.reduce(torch.cat([low, high], dim=-1))  # (B,D,H3,W3,C4)
-        if self.upsample_temporal is not None:
-            x = self.upsample_temporal(x.permute(0, 4, 1, 2, 3))
-            x = x.permute(0, 2, 3, 4, 1)
-        return x
 
 
 @MODELS.register_module()
@@ -292,18 +165,8 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
     @staticmethod
     def _read_state_dict(path: str) -> Dict[str, Tensor]:
         """The backbone state dict of a checkpoint file, prefixes removed."""
-        checkpoint = _load_checkpoint(path, map_location='cpu')
-        state_dict = checkpoint
-        for key in ('model', 'module', 'state_dict'):
-            if isinstance(checkpoint, dict) and key in checkpoint:
-                state_dict = checkpoint[key]
-                break
-        if not isinstance(state_dict, dict):
-            raise ValueError(f'{path}: no state dict found')
-        state_dict = {
-            (k[len('module.'):] if k.startswith('module.') else k): v
-            for k, v in state_dict.items()
-        }
+        state_dict = extract_state_dict(
+            _load_checkpoint(path, map_location='cpu'), path)
         if any(k.startswith('backbone.') for k in state_dict):
             state_dict = {
                 k[len('backbone.'):]: v
