@@ -32,7 +32,6 @@ Example::
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
 from typing import Optional, Sequence
 
@@ -133,13 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         int: 0 on success, 1 (after printing the error) otherwise.
     """
-    args = parse_args(argv)
-    try:
-        convert(args)
-    except (OSError, ValueError, pickle.UnpicklingError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    from bevt.utils import checkpoint_convert as cc
+
+    return cc.run_conversion(convert, parse_args(argv))
 
 
 if __name__ == '__main__':

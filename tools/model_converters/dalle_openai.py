@@ -20,7 +20,6 @@ Example::
         checkpoints/dalle_encoder.pth --trust-pickle
 """
 import argparse
-import pickle
 import sys
 from typing import Optional, Sequence
 
@@ -87,14 +86,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         int: 0 on success, 1 (after printing the error) otherwise.
     """
-    args = parse_args(argv)
-    try:
-        convert(args)
-    except (OSError, ValueError, ImportError, pickle.UnpicklingError) as e:
-        # PermissionError (no --trust-pickle) is an OSError
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    from bevt.utils import checkpoint_convert as cc
+
+    # PermissionError (no --trust-pickle) is an OSError
+    return cc.run_conversion(convert, parse_args(argv),
+                             cc.CLI_ERRORS + (ImportError, ))
 
 
 if __name__ == '__main__':

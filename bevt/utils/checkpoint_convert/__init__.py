@@ -25,11 +25,11 @@ not load strictly, and the source's one is wrong after a window change.
 Model classes are imported inside the functions that build them, so each
 converter only imports the library it needs.
 """
-from ._common import (ATTN_MASK_REASON, DEFAULT_WINDOW, HEAD_PREFIX,
-                      INDEX_REASON, OFFICIAL_HEAD_PREFIX, PRETRAIN_ONLY,
-                      TOKENIZER_PREFIX, ConversionReport, ConversionResult,
-                      StateDict, Window, extract_state_dict,
-                      load_checkpoint_file, save_checkpoint)
+from ._common import (ATTN_MASK_REASON, CLI_ERRORS, DEFAULT_WINDOW,
+                      HEAD_PREFIX, INDEX_REASON, OFFICIAL_HEAD_PREFIX,
+                      PRETRAIN_ONLY, TOKENIZER_PREFIX, ConversionReport,
+                      ConversionResult, StateDict, Window, extract_state_dict,
+                      load_checkpoint_file, run_conversion, save_checkpoint)
 from .conversions import convert_bevt_to_mmaction, convert_official_bevt
 from .dalle import (infer_dalle_encoder_cfg, load_pickled_dalle_encoder,
                     verify_dalle_encoder)
@@ -41,14 +41,15 @@ from .verify import (describe_swin3d, infer_swin3d_kwargs, load_strictly,
                      verify_bevt_backbone, verify_mmaction_backbone)
 
 __all__ = [
-    'OFFICIAL_KEY_RENAMES', 'rename_official_keys', 'ATTN_MASK_REASON',
-    'ConversionReport', 'ConversionResult', 'DEFAULT_WINDOW', 'HEAD_PREFIX',
-    'INDEX_REASON', 'OFFICIAL_HEAD_PREFIX', 'PRETRAIN_ONLY', 'StateDict',
-    'TOKENIZER_PREFIX', 'Window', 'convert_bevt_to_mmaction',
-    'convert_official_bevt', 'describe_swin3d', 'extract_state_dict',
-    'infer_dalle_encoder_cfg', 'infer_swin3d_kwargs', 'infer_window_size',
-    'load_checkpoint_file', 'load_pickled_dalle_encoder', 'load_strictly',
-    'relative_position_index', 'resize_relative_position_table',
-    'save_checkpoint', 'tables_window', 'verify_bevt_backbone',
-    'verify_dalle_encoder', 'verify_mmaction_backbone', 'window_rows'
+    'CLI_ERRORS', 'run_conversion', 'OFFICIAL_KEY_RENAMES',
+    'rename_official_keys', 'ATTN_MASK_REASON', 'ConversionReport',
+    'ConversionResult', 'DEFAULT_WINDOW', 'HEAD_PREFIX', 'INDEX_REASON',
+    'OFFICIAL_HEAD_PREFIX', 'PRETRAIN_ONLY', 'StateDict', 'TOKENIZER_PREFIX',
+    'Window', 'convert_bevt_to_mmaction', 'convert_official_bevt',
+    'describe_swin3d', 'extract_state_dict', 'infer_dalle_encoder_cfg',
+    'infer_swin3d_kwargs', 'infer_window_size', 'load_checkpoint_file',
+    'load_pickled_dalle_encoder', 'load_strictly', 'relative_position_index',
+    'resize_relative_position_table', 'save_checkpoint', 'tables_window',
+    'verify_bevt_backbone', 'verify_dalle_encoder', 'verify_mmaction_backbone',
+    'window_rows'
 ]

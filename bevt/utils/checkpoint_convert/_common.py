@@ -1,9 +1,12 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Shared types, constants, the conversion report and checkpoint files."""
+import argparse
 import os
 import os.path as osp
+import pickle
+import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -234,3 +237,29 @@ def save_checkpoint(state_dict: StateDict,
     weights = {k: v.detach().contiguous() for k, v in state_dict.items()}
     obj = weights if plain else dict(state_dict=weights, meta=meta or {})
     torch.save(obj, path)
+
+
+#: What a converter reports as an error message (exit code 1), not a trace.
+CLI_ERRORS = (OSError, ValueError, pickle.UnpicklingError)
+
+
+def run_conversion(convert: Callable[[argparse.Namespace], None],
+                   args: argparse.Namespace,
+                   errors: Tuple[type, ...] = CLI_ERRORS) -> int:
+    """Run a converter's ``convert(args)`` as a command.
+
+    Args:
+        convert (callable): The conversion.
+        args (argparse.Namespace): Its parsed arguments.
+        errors (tuple[type]): Exceptions printed as ``error: ...`` (exit
+            code 1). Defaults to :data:`CLI_ERRORS`.
+
+    Returns:
+        int: 0 on success, 1 (after printing the error) otherwise.
+    """
+    try:
+        convert(args)
+    except errors as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
