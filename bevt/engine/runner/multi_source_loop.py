@@ -50,15 +50,21 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
         batch_sampler.set_epoch(epoch)
 
 
-def _reseed_workers(loader: DataLoader, seed: int) -> None:
-    """Give the workers of ``loader`` a new seed for the next iterator.
+def _reseed_workers(loader: DataLoader, init_fn, value: int) -> None:
+    """Give the workers of ``loader`` a seed for pass ``value``.
 
     mmengine's ``worker_init_fn`` seeds every worker with the same seed at
     each epoch (so non-persistent workers repeat their random draws every
-    epoch); this swaps in ``seed`` for the next pass.
+    epoch); this swaps in the loader's original seed mixed with ``value``
+    for the next iterator. Other ``init_fn`` are left alone.
+
+    Args:
+        loader (DataLoader): The loader.
+        init_fn (callable, optional): Its original ``worker_init_fn``.
+        value (int): The pass (epoch) the seed is for.
     """
-    init_fn = getattr(loader, 'worker_init_fn', None)
     if isinstance(init_fn, functools.partial) and 'seed' in init_fn.keywords:
+        seed = _mix_seed(init_fn.keywords['seed'], value)
         loader.worker_init_fn = functools.partial(
             init_fn.func, *init_fn.args, **{
                 **init_fn.keywords, 'seed': seed
@@ -91,10 +97,8 @@ class _CyclingLoader:
     def _start_pass(self) -> None:
         value = self.epoch * self.PASS_STRIDE + self.passes
         _set_epoch(self.loader, value)
-        if self.reseed and isinstance(self._init_fn, functools.partial) \
-                and 'seed' in self._init_fn.keywords:
-            _reseed_workers(self.loader,
-                            _mix_seed(self._init_fn.keywords['seed'], value))
+        if self.reseed:
+            _reseed_workers(self.loader, self._init_fn, value)
         self._iterator = iter(self.loader)
 
     def restart(self, epoch: int) -> None:
@@ -137,11 +141,6 @@ class _MultiSourceMixin:
         self._primary_init_fn = getattr(self.dataloader, 'worker_init_fn',
                                         None)
 
-    @property
-    def loaders(self) -> List[DataLoader]:
-        """The primary loader, then the other loaders."""
-        return [self.dataloader, *self.other_loaders]
-
     def _reseed_epoch(self, epoch: int) -> None:
         """Seed the data randomness from (seed, epoch) (see module doc)."""
         if not self.reseed:
@@ -149,11 +148,7 @@ class _MultiSourceMixin:
         diff_rank = self.runner._randomness_cfg.get('diff_rank_seed', False)
         seed = _mix_seed(self.runner.seed, epoch)
         set_random_seed(seed + (get_rank() if diff_rank else 0))
-        init_fn = self._primary_init_fn
-        if isinstance(init_fn, functools.partial) \
-                and 'seed' in init_fn.keywords:
-            _reseed_workers(self.dataloader,
-                            _mix_seed(init_fn.keywords['seed'], epoch))
+        _reseed_workers(self.dataloader, self._primary_init_fn, epoch)
 
     # ------------------------------------------------------------------
     # non-finite loss guard around OptimWrapper.update_params
