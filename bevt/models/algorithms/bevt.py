@@ -44,6 +44,12 @@ class BEVT(BaseModel):
             official code; by default frames (and images) without a masked
             token are skipped, which leaves the loss unchanged.
             Defaults to False.
+        compile_backbone (bool | dict): Compile the backbone with
+            ``torch.compile`` (in place, through ``nn.Module.compile``: the
+            weights and state-dict keys stay as they are); a dict gives
+            ``torch.compile``'s arguments, e.g. ``dict(mode='max-autotune')``.
+            Each stream (clip or image shape) compiles once. Defaults to
+            False.
         init_cfg (dict | list[dict], optional): Defaults to None.
     """
 
@@ -53,6 +59,7 @@ class BEVT(BaseModel):
                  target_generator: ConfigType,
                  data_preprocessor: OptConfigType = None,
                  tokenize_all_frames: bool = False,
+                 compile_backbone: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='BEVTDataPreprocessor')
@@ -65,6 +72,16 @@ class BEVT(BaseModel):
         self.target_generator = MODELS.build(target_generator)
         self.tokenize_all_frames = tokenize_all_frames
         self._check_parts()
+        if not isinstance(compile_backbone, (bool, dict)):
+            raise TypeError('compile_backbone must be a bool or a dict of '
+                            'torch.compile arguments, got '
+                            f'{type(compile_backbone).__name__}')
+        self.compile_backbone = compile_backbone
+        if compile_backbone:
+            options = {} if compile_backbone is True else dict(
+                compile_backbone)
+            options.setdefault('dynamic', False)  # one graph per stream
+            self.backbone.compile(**options)
 
     def _check_parts(self) -> None:
         """Refuse parts that cannot work together, naming the fields."""
@@ -218,8 +235,11 @@ class BEVT(BaseModel):
     def predict(self, batches: Sequence[Batch]) -> List:
         """Per-token predictions, for visualisation and diagnostics.
 
-        Each data sample gets ``pred_tokens`` and ``target_tokens`` (L,)
-        (ids heads only) in (t, h, w) order, beside its masks.
+        Every frame is tokenized. Each data sample gets, beside its masks,
+        in (t, h, w) token order: ``pred_tokens`` and ``target_tokens``
+        (long, (L,)) from an ids head (``BEVTMIMHead``), or
+        ``pred_features`` and ``target_features`` (float, (L, D)) from a
+        regression head (``BEVTRegressionHead``).
 
         Returns:
             list: The data samples of every batch, in order.
@@ -230,12 +250,13 @@ class BEVT(BaseModel):
             if not hasattr(self.head, 'predict'):
                 raise ValueError(f'{type(self.head).__name__} has no '
                                  'predict()')
-            preds = self.head.predict(feats)  # (N, L)
+            preds = self.head.predict(feats)  # (N, L) or (N, L, D)
+            kind = 'features' if preds.is_floating_point() else 'tokens'
             samples = batch.get('data_samples') or [None] * len(preds)
             for i, sample in enumerate(samples):
                 if sample is None:
                     sample = ActionDataSample()
-                sample.pred_tokens = preds[i]
-                sample.target_tokens = target[i]
+                sample.set_field(preds[i], f'pred_{kind}')
+                sample.set_field(target[i], f'target_{kind}')
                 results.append(sample)
         return results

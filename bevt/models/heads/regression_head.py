@@ -70,3 +70,18 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
             # in float32, also under autocast
             loss = F.mse_loss(pred.float(), target.float()) * weight
         return {f'loss_{stream}': loss}
+
+    @torch.no_grad()
+    def predict(self, feats: Tensor) -> Tensor:
+        """Predicted target features of every token (for visualisation).
+
+        Args:
+            feats (Tensor): Tokens of shape (N, L, C).
+
+        Returns:
+            Tensor: Features of shape (N, L, D).
+        """
+        if feats.dim() != 3 or feats.shape[-1] != self.in_channels:
+            raise ValueError(f'feats must be (N, L, {self.in_channels}); '
+                             f'got {tuple(feats.shape)}')
+        return self.fc(feats)

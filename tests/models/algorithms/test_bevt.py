@@ -30,7 +30,7 @@ def tiny_bevt(**kwargs):
             mean=[123.675, 116.28, 103.53],
             std=[58.395, 57.12, 57.375]))
     for key, value in kwargs.items():
-        if isinstance(value, dict) and 'type' not in value:
+        if isinstance(value, dict) and 'type' not in value and key in cfg:
             cfg[key].update(value)  # override some fields
         else:
             cfg[key] = value  # replace the part
@@ -189,6 +189,17 @@ def test_hog_regression_variant_trains_both_streams():
     assert torch.isfinite(log['loss'])
     with pytest.raises(ValueError, match='does not fit the targets'):
         tiny_bevt(target_generator=dict(type='BEVTHOGTargets'))
+    # predict gives the regressed features next to the HOG targets
+    video, image = model.data_preprocessor(batches, False)
+    samples = model.eval()(video, image, mode='predict')
+    assert samples[0].pred_features.shape == (64, 108)
+    assert samples[0].target_features.shape == (64, 108)
+    assert samples[-1].pred_features.shape == (16, 108)
+    feats = model.extract_feat(image['inputs'])
+    torch.testing.assert_close(samples[-1].pred_features,
+                               model.head.fc(feats)[-1])
+    torch.testing.assert_close(samples[-1].target_features,
+                               model.targets(image['inputs'])[-1])
 
 
 def test_two_stream_step_under_bf16_autocast():
@@ -202,3 +213,28 @@ def test_two_stream_step_under_bf16_autocast():
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(model.backbone.mask_token.grad).all()
+
+
+@pytest.mark.parametrize('options', [dict(backend='aot_eager')])
+def test_compiled_backbone_gives_the_same_step(options):
+    """``compile_backbone`` compiles in place (same weights and keys) and
+    gives the losses and gradients of the eager backbone."""
+    eager = tiny_bevt()
+    compiled = tiny_bevt(compile_backbone=options)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    compiled.load_state_dict(eager.state_dict())
+    losses = []
+    for model in (eager, compiled):
+        data = model.data_preprocessor(two_stream_batches(), True)
+        loss = model(*data, mode='loss')
+        sum(v for k, v in loss.items() if k.startswith('loss')).backward()
+        losses.append(loss)
+    for key in ('loss_video', 'loss_img'):
+        torch.testing.assert_close(losses[1][key], losses[0][key])
+    grads = dict(compiled.backbone.named_parameters())
+    for name, param in eager.backbone.named_parameters():
+        if param.grad is not None:
+            torch.testing.assert_close(
+                grads[name].grad, param.grad, rtol=1e-4, atol=1e-6)
+    with pytest.raises(TypeError, match='compile_backbone'):
+        tiny_bevt(compile_backbone='yes')
