@@ -93,7 +93,10 @@ class BEVTTokenizer(BaseModule):
             ``torch.autocast(device_type=x.device.type, dtype=...)``.
             A device whose autocast does not support the dtype raises a
             ``RuntimeError`` in :meth:`forward` (recent torch supports both
-            on CPU, float16 being slow there). Defaults to None.
+            on CPU, float16 being slow there). ``'auto'`` picks per input
+            device: bfloat16 on a CUDA GPU that supports it, float16 on
+            other CUDA GPUs, full precision elsewhere (so CPU targets equal
+            those of ``None``). Defaults to None.
         channels_last (bool): Convert the encoder weights and each input
             chunk to the ``channels_last`` memory format. Defaults to False.
         chunk_size (int): Number of images (frames) encoded at once, which
@@ -119,9 +122,9 @@ class BEVTTokenizer(BaseModule):
                  chunk_size: int = 64,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__()
-        if dtype is not None and dtype not in _DTYPES:
-            raise ValueError(f'Invalid dtype: {dtype!r}; expected None or '
-                             f'one of {sorted(_DTYPES)}')
+        if dtype is not None and dtype not in (*_DTYPES, 'auto'):
+            raise ValueError(f'Invalid dtype: {dtype!r}; expected None, '
+                             f'\'auto\' or one of {sorted(_DTYPES)}')
         if not isinstance(channels_last, bool):
             raise ValueError(
                 f'Invalid channels_last: {channels_last!r}; expected a bool')
@@ -223,18 +226,28 @@ class BEVTTokenizer(BaseModule):
         num_frames = x.shape[2]
         return x[index // num_frames, :, index % num_frames]
 
+    def resolved_dtype(self, device_type: str) -> Optional[str]:
+        """``self.dtype`` on ``device_type``, with ``'auto'`` resolved."""
+        if self.dtype != 'auto':
+            return self.dtype
+        if device_type == 'cuda':
+            return 'bfloat16' if torch.cuda.is_bf16_supported() \
+                else 'float16'
+        return None
+
     @contextmanager
     def _precision(self, device_type: str) -> Iterator[None]:
         """Autocast context of ``self.dtype`` on ``device_type``."""
-        if self.dtype is None:
+        name = self.resolved_dtype(device_type)
+        if name is None:
             with torch.autocast(device_type=device_type, enabled=False):
                 yield
             return
-        dtype = _DTYPES[self.dtype]
+        dtype = _DTYPES[name]
         with torch.autocast(device_type=device_type, dtype=dtype):
             if not torch.is_autocast_enabled(device_type):
                 raise RuntimeError(
-                    f'dtype={self.dtype!r} is not supported by autocast on '
+                    f'dtype={name!r} is not supported by autocast on '
                     f'{device_type!r}; use dtype=None on this device')
             yield
 

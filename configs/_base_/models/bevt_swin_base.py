@@ -22,6 +22,10 @@ model = dict(
         loss_weights=dict(video=1.0, img=1.0)),
     target_generator=dict(
         type='BEVTDALLETokenizer',
+        # bfloat16 (float16 on GPUs without it) on CUDA, float32 on CPU;
+        # channels-last convolutions (the official code: float32, NCHW)
+        dtype='auto',
+        channels_last=True,
         # mmpretrain's converted DALL-E encoder (`dalle_encoder.pth`, or
         # tools/model_converters/dalle_openai.py on OpenAI's encoder.pkl)
         init_cfg=dict(

@@ -264,6 +264,26 @@ def test_reduced_precision(kind):
         assert torch.equal(fp32(clips), full)
 
 
+def test_auto_dtype_is_half_on_cuda_only(monkeypatch):
+    """'auto': full precision on CPU (ids equal dtype=None, no autocast),
+    bfloat16 / float16 on CUDA by what the GPU supports."""
+    clips = inputs('dalle', 2, 3)
+    tok = build('dalle', dtype='auto')
+    autocast = []
+    inner(tok).register_forward_pre_hook(lambda mod, args: autocast.append(
+        torch.is_autocast_enabled('cpu')))
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        ids = tok(clips)
+    assert autocast == [False]
+    assert torch.equal(ids, build('dalle')(clips))
+    assert tok.resolved_dtype('cpu') is None
+    for supported, expected in ((True, 'bfloat16'), (False, 'float16')):
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
+                            lambda *args, s=supported: s)
+        assert tok.resolved_dtype('cuda') == expected
+    assert build('dalle', dtype='float16').resolved_dtype('cpu') == 'float16'
+
+
 def test_unsupported_autocast_raises(monkeypatch):
     tok = build('dalle', dtype='float16')
     monkeypatch.setattr(torch, 'is_autocast_enabled', lambda *args: False)
