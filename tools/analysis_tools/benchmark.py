@@ -26,7 +26,9 @@ split into tokenizer and the rest, with the step estimate
 ``--compare`` builds a second variant in the same process with the same
 weights and batches, runs both interleaved and prints the ratios;
 ``--backbone-only`` compares the Video Swin train step of our backbone with
-mmaction2's ``SwinTransformer3D``.
+mmaction2's ``SwinTransformer3D`` (``--compile``: also under
+``torch.compile``); ``--compare model.compile_backbone=True`` times the full
+step with the compiled backbone.
 
 Examples::
 
@@ -56,6 +58,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
+
+from bevt.utils.config_streams import (loader_pipelines, pipeline_stream,
+                                       transform_type)
 
 #: The "official way" of the reference implementation, as model settings:
 #: (config path, value); each is applied where the built class accepts it.
@@ -133,6 +138,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='time a backbone train step (forward + backward of a feature '
         'sum) of BEVTSwinTransformer3D\'s video path against mmaction2\'s '
         'SwinTransformer3D with the same weights')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --backbone-only: also time our encoder under '
+        'torch.compile (the full step: --compare model.compile_backbone=True)')
     parser.add_argument(
         '--amp',
         choices=['none', 'bf16', 'fp16'],
@@ -247,11 +257,6 @@ def parse_overrides(items: Sequence[str]) -> Tuple[bool, Dict[str, Any]]:
 
 # ----------------------------------------------------------------------
 # config handling
-def _kind(transform: dict) -> str:
-    """The class name of a transform config, any scope prefix dropped."""
-    return str(transform.get('type', '')).split('.')[-1]
-
-
 def _pair(value: Any, name: str) -> Tuple[int, int]:
     """``s`` or ``(h, w)`` as ``(h, w)``."""
     if isinstance(value, int):
@@ -260,41 +265,6 @@ def _pair(value: Any, name: str) -> Tuple[int, int]:
             and all(isinstance(v, int) for v in value):
         return int(value[0]), int(value[1])
     raise ValueError(f'Invalid {name}: {value!r}; expected an int or (h, w)')
-
-
-def _find_pipeline(dataset: Any) -> Optional[list]:
-    """The ``pipeline`` list of a (possibly wrapped) dataset config."""
-    while isinstance(dataset, dict):
-        if 'pipeline' in dataset:
-            return dataset['pipeline']
-        dataset = dataset.get('dataset')
-    return None
-
-
-def loader_pipelines(cfg: Any) -> List[Tuple[dict, list]]:
-    """``(loader, pipeline)`` of ``train_dataloader`` and of every entry of
-    ``train_cfg.other_loaders`` (in place: edits change the config)."""
-    loaders = []
-    if cfg.get('train_dataloader'):
-        loaders.append(cfg.train_dataloader)
-    train_cfg = cfg.get('train_cfg') or {}
-    loaders.extend(train_cfg.get('other_loaders') or [])
-    found = []
-    for loader in loaders:
-        pipeline = _find_pipeline(loader.get('dataset'))
-        if pipeline:
-            found.append((loader, pipeline))
-    return found
-
-
-def _stream_of(pipeline: list) -> Optional[str]:
-    """'video', 'img' or None (a pipeline without BEVT masks)."""
-    kinds = {_kind(t) for t in pipeline}
-    if 'BEVTTubeMaskGenerator' in kinds:
-        return 'video'
-    if 'BEVTBlockMaskGenerator' in kinds:
-        return 'img'
-    return None
 
 
 def _defaults(name: str) -> Dict[str, Any]:
@@ -359,7 +329,7 @@ def stream_specs(cfg: Any) -> Dict[str, StreamSpec]:
     """
     specs = {}
     for loader, pipeline in loader_pipelines(cfg):
-        stream = _stream_of(pipeline)
+        stream = pipeline_stream(pipeline)
         if stream is None or stream in specs:
             continue
         crop = view = clip_len = None
@@ -367,7 +337,7 @@ def stream_specs(cfg: Any) -> Dict[str, StreamSpec]:
             else 'BEVTBlockMaskGenerator'
         mask_args = _defaults(mask_name)
         for t in pipeline:
-            kind = _kind(t)
+            kind = transform_type(t)
             for key in CROP_KEYS:
                 if key in t and kind != 'BEVTTokenizerView':
                     crop = _pair(t[key], f'{kind}.{key}')
@@ -420,7 +390,7 @@ def apply_size_overrides(cfg: Any, args: argparse.Namespace) -> List[str]:
         notes.append(f'backbone arch={arch}')
     if args.tokenizer_n_hid is not None:
         generator = model.target_generator
-        if _kind(generator) != 'BEVTDALLETokenizer':
+        if transform_type(generator) != 'BEVTDALLETokenizer':
             raise ValueError('--tokenizer-n-hid needs a BEVTDALLETokenizer, '
                              f'the config has {generator.get("type")}')
         encoder = dict(generator.get('encoder') or {})
@@ -443,7 +413,7 @@ def _apply_crop(cfg: Any, crop: int) -> None:
     """Set the crop of every train pipeline, scaling what depends on it."""
     specs = stream_specs(cfg)
     for _, pipeline in loader_pipelines(cfg):
-        stream = _stream_of(pipeline)
+        stream = pipeline_stream(pipeline)
         if stream is None:
             continue
         old = specs[stream]
@@ -452,7 +422,7 @@ def _apply_crop(cfg: Any, crop: int) -> None:
         new_grid = max(int(round(grid[0] * scale)), 1)
         area = new_grid**2 / (grid[0] * grid[1])
         for t in pipeline:
-            kind = _kind(t)
+            kind = transform_type(t)
             for key in CROP_KEYS:
                 if key in t and kind != 'BEVTTokenizerView':
                     t[key] = crop
@@ -1254,13 +1224,15 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     class Runner:
         """One backbone variant."""
 
-        def __init__(self, name, module, fn):
+        def __init__(self, name, module, fn, gflops=None):
             self.name, self.module, self.fn = name, module, fn
             self.times, self.peak = [], 0.
             self.memory = MemoryMeter(device)
-            with torch.no_grad(), flop_counter() as counter:
-                fn(x)
-            self.gflops = counter.get_total_flops() / 1e9
+            if gflops is None:
+                with torch.no_grad(), flop_counter() as counter:
+                    fn(x)
+                gflops = counter.get_total_flops() / 1e9
+            self.gflops = gflops
 
     def train_step(runner):
         runner.module.zero_grad(set_to_none=True)
@@ -1278,6 +1250,11 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
         Runner('bevt', ours, ours_forward),
         Runner('mmaction2', theirs, theirs_forward)
     ]
+    if args.compile:  # same module and weights; compiled in the warm-up
+        runners.append(
+            Runner('bevt compiled', ours,
+                   torch.compile(ours_forward, dynamic=False),
+                   runners[0].gflops))
     print(f'input: {num} clip(s) 3x{spec.clip_len}x{spec.crop[0]}x'
           f'{spec.crop[1]}; our encoder (stages 1-{depth} + '
           f'{ours.final_norm_name}, fused_attention='
@@ -1315,18 +1292,26 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     print(table(rows, [r['name'] for r in results]))
     if noise_warning(results):
         print(noise_warning(results))
-    speedup = results[1]['s_per_iter_median'] / \
-        results[0]['s_per_iter_median']
-    memory = results[0]['peak_memory_mib'] / results[1][
-        'peak_memory_mib'] if results[1]['peak_memory_mib'] > 0 else \
-        float('nan')
-    print(f'\nspeed-up of bevt over mmaction2 (mmaction2 time / bevt time): '
-          f'{speedup:.2f}x\nmemory ratio bevt/mmaction2: {memory:.2f}')
+    ratios = {}
+    base = results[1]
+    for r in results[:1] + results[2:]:
+        key = r['name'].replace(' ', '_')
+        speedup = base['s_per_iter_median'] / r['s_per_iter_median']
+        memory = r['peak_memory_mib'] / base['peak_memory_mib'] \
+            if base['peak_memory_mib'] > 0 else float('nan')
+        print(f'\nspeed-up of {r["name"]} over mmaction2 (mmaction2 time / '
+              f'{r["name"]} time): {speedup:.2f}x\nmemory ratio '
+              f'{r["name"]}/mmaction2: {memory:.2f}')
+        suffix = '' if key == 'bevt' else f'_{key}'
+        ratios.update({
+            f'step_speedup{suffix}': speedup,
+            f'memory_ratio{suffix}': memory
+        })
     return dict(
         mode='backbone-only',
         max_abs_diff=diff,
         variants=results,
-        ratios=dict(step_speedup=speedup, memory_ratio=memory))
+        ratios=ratios)
 
 
 # ----------------------------------------------------------------------
