@@ -2,10 +2,10 @@
 """A small, generated dataset: real mp4 clips whose class is a motion.
 
 Used by ``make demo``, the smoke configs and the tests (nothing is
-downloaded). A clip shows one shape on a textured background; its class is
-how the shape moves, so a single frame cannot tell the class: a model must
-use time. Images (one shape per image, class = shape) feed the image
-stream.
+downloaded). A clip shows one shape on a grey background with faint
+noise; its class is how the shape moves, so a single frame cannot tell the
+class: a model must use time. Images (one shape per image, class = shape)
+feed the image stream.
 
 Layout written under ``root`` (the ``BEVT_DATA`` layout of the smoke
 configs)::
@@ -15,7 +15,9 @@ configs)::
     images/{train,val}/<shape>/<index>.png
     images_{train,val}.txt      "<shape>/<index>.png <label>" (CustomDataset)
     classes_videos.txt, classes_images.txt
+    synthetic_motion.json       the generator version and arguments
 """
+import json
 import os
 import os.path as osp
 from typing import Dict, Sequence
@@ -26,6 +28,12 @@ import numpy as np
 MOTIONS = ('left', 'right', 'up', 'down', 'rotate_cw', 'rotate_ccw', 'grow',
            'shrink')
 SHAPES = ('triangle', 'square', 'circle', 'cross')
+#: Bumped whenever the same arguments would draw different files.
+GENERATOR_VERSION = 1
+INFO_FILE = 'synthetic_motion.json'
+#: Default sizes, per class and split.
+VIDEOS_PER_CLASS = dict(train=160, val=16)
+IMAGES_PER_CLASS = dict(train=64, val=8)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -155,9 +163,9 @@ def make_synthetic_dataset(root: str,
     Args:
         root (str): Output folder (created).
         videos_per_class (dict, optional): Clips per motion for each split.
-            Defaults to ``dict(train=48, val=8)``.
+            Defaults to :data:`VIDEOS_PER_CLASS`.
         images_per_class (dict, optional): Images per shape for each split.
-            Defaults to ``dict(train=32, val=8)``.
+            Defaults to :data:`IMAGES_PER_CLASS`.
         num_frames (int): Frames per clip. Defaults to 16.
         size (int): Frame and image side. Defaults to 64.
         seed (int): Random seed. Defaults to 0.
@@ -166,11 +174,14 @@ def make_synthetic_dataset(root: str,
         dict: Paths of the written list files, keyed like
         ``'videos_train'``.
     """
-    videos_per_class = videos_per_class or dict(train=48, val=8)
-    images_per_class = images_per_class or dict(train=32, val=8)
+    info = _info(videos_per_class, images_per_class, num_frames, size, seed)
+    if osp.isfile(osp.join(root, INFO_FILE)):  # stale until rewritten
+        os.remove(osp.join(root, INFO_FILE))
     lists = {}
-    for stream, classes, per_class in (('videos', MOTIONS, videos_per_class),
-                                       ('images', SHAPES, images_per_class)):
+    for stream, classes, per_class in (('videos', MOTIONS,
+                                        info['videos_per_class']),
+                                       ('images', SHAPES,
+                                        info['images_per_class'])):
         with open(osp.join(_mkdir(root), f'classes_{stream}.txt'), 'w') as f:
             f.write('\n'.join(classes) + '\n')
         for split_id, (split, count) in enumerate(sorted(per_class.items())):
@@ -195,7 +206,38 @@ def make_synthetic_dataset(root: str,
                                                   f'{stream}_{split}.txt')
             with open(lists[f'{stream}_{split}'], 'w') as f:
                 f.write('\n'.join(lines) + '\n')
+    with open(osp.join(root, INFO_FILE), 'w') as f:  # written last
+        json.dump(info, f, indent=2)
     return lists
+
+
+def _info(videos_per_class: Dict[str, int], images_per_class: Dict[str, int],
+          num_frames: int, size: int, seed: int) -> dict:
+    """The generator version and the arguments, defaults filled in."""
+    return dict(
+        version=GENERATOR_VERSION,
+        videos_per_class=dict(videos_per_class or VIDEOS_PER_CLASS),
+        images_per_class=dict(images_per_class or IMAGES_PER_CLASS),
+        num_frames=num_frames,
+        size=size,
+        seed=seed)
+
+
+def dataset_is_current(root: str,
+                       videos_per_class: Dict[str, int] = None,
+                       images_per_class: Dict[str, int] = None,
+                       num_frames: int = 16,
+                       size: int = 64,
+                       seed: int = 0) -> bool:
+    """Whether ``root`` holds exactly what :func:`make_synthetic_dataset`
+    would write with these arguments (by this version of the generator)."""
+    try:
+        with open(osp.join(root, INFO_FILE)) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return found == _info(videos_per_class, images_per_class, num_frames, size,
+                          seed)
 
 
 def _mkdir(*parts: str) -> str:

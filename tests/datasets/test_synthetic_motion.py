@@ -43,6 +43,21 @@ def test_deterministic(tmp_path):
     np.testing.assert_array_equal(first, second)
 
 
+def test_dataset_is_current(tmp_path):
+    from bevt.datasets.synthetic_motion import INFO_FILE, dataset_is_current
+    root = str(tmp_path / 'd')
+    counts = dict(
+        videos_per_class=dict(train=1), images_per_class=dict(train=1))
+    assert not dataset_is_current(root, **counts)  # nothing there
+    make_synthetic_dataset(root, seed=3, **counts)
+    assert dataset_is_current(root, seed=3, **counts)
+    assert not dataset_is_current(root, seed=4, **counts)
+    assert not dataset_is_current(root, seed=3)  # other sizes
+    with open(osp.join(root, INFO_FILE), 'w') as f:
+        f.write('{broken')
+    assert not dataset_is_current(root, seed=3, **counts)
+
+
 def test_motion_is_in_time_not_in_a_frame():
     rng = np.random.default_rng(0)
     left = make_clip('left', rng)

@@ -18,7 +18,7 @@ from bevt.testing import REPO_ROOT, config_path, fresh_env
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'visualize_masks.py')
 HOG_CONFIG = config_path(
     'bevt/smoke/'
-    'bevt-hog_swin-nano-p244-w444_1xb4-8x2x1-8e_synthetic-motion-shapes.py')
+    'bevt-hog_swin-nano-p244-w444_1xb4-8x2x1-3e_synthetic-motion-shapes.py')
 
 
 def _load_tool():

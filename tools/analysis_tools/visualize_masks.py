@@ -25,8 +25,8 @@ features).
 Example::
 
     python tools/analysis_tools/visualize_masks.py \\
-        configs/bevt/smoke/bevt-hog_swin-nano-p244-w444_1xb4-8x2x1-8e_synthetic-motion-shapes.py \\
-        --checkpoint work_dirs/demo/pretrain/epoch_8.pth --out-dir work_dirs/demo/pictures
+        configs/bevt/smoke/bevt-hog_swin-nano-p244-w444_1xb4-8x2x1-3e_synthetic-motion-shapes.py \\
+        --checkpoint work_dirs/demo/pretrain/epoch_3.pth --out-dir work_dirs/demo/pictures
 """  # noqa: E501
 import argparse
 import math

@@ -9,7 +9,8 @@ The layout is the one the smoke configs read through ``BEVT_DATA``; see
 import argparse
 from typing import List, Optional
 
-from bevt.datasets import make_synthetic_dataset
+from bevt.datasets.synthetic_motion import (IMAGES_PER_CLASS, VIDEOS_PER_CLASS,
+                                            make_synthetic_dataset)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -20,14 +21,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--videos-per-class',
         type=int,
         nargs=2,
-        default=(48, 8),
+        default=(VIDEOS_PER_CLASS['train'], VIDEOS_PER_CLASS['val']),
         metavar=('TRAIN', 'VAL'),
         help='clips per motion in the train and val splits')
     parser.add_argument(
         '--images-per-class',
         type=int,
         nargs=2,
-        default=(32, 8),
+        default=(IMAGES_PER_CLASS['train'], IMAGES_PER_CLASS['val']),
         metavar=('TRAIN', 'VAL'),
         help='images per shape in the train and val splits')
     parser.add_argument('--frames', type=int, default=16, help='per clip')

@@ -119,7 +119,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     accumulative_counts=2,
     optimizer=dict(
-        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='BEVTSwin3DLayerDecayConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9),
     clip_grad=dict(max_norm=5, norm_type=2))

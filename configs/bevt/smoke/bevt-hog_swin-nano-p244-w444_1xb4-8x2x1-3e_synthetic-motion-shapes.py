@@ -78,7 +78,7 @@ image_dataloader = dict(
             ann_file=f'{data_root}/images_train.txt',
             data_prefix=f'{data_root}/images/train',
             pipeline=image_pipeline)))
-train_cfg = dict(max_epochs=8, other_loaders=[image_dataloader])
+train_cfg = dict(max_epochs=3, other_loaders=[image_dataloader])
 
 param_scheduler = [
     dict(
@@ -90,10 +90,10 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
-        T_max=8,
+        T_max=3,
         eta_min=0,
         by_epoch=True,
         begin=0,
-        end=8,
+        end=3,
         convert_to_iter_based=True)
 ]
