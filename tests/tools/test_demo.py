@@ -63,7 +63,7 @@ def test_tiny_demo_runs_every_step(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert '[demo] writing the motion dataset' in out
-    for step in range(1, 9):  # pretrain, convert, 2 x (train, test), pictures
+    for step in range(1, 8):  # pretrain, convert, 2 x (train, test), pictures
         assert f'[demo {step}]' in out, out
     assert '    epoch 1: loss ' in out  # progress of the pretraining
     for row in ('BEVT-pretrained, fine-tuned 1 epochs', 'from scratch',

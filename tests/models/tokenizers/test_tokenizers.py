@@ -270,16 +270,16 @@ def test_auto_dtype_is_half_on_cuda_only(monkeypatch):
     clips = inputs('dalle', 2, 3)
     tok = build('dalle', dtype='auto')
     autocast = []
-    inner(tok).register_forward_pre_hook(lambda mod, args: autocast.append(
-        torch.is_autocast_enabled('cpu')))
+    inner(tok).register_forward_pre_hook(
+        lambda mod, args: autocast.append(torch.is_autocast_enabled('cpu')))
     with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
         ids = tok(clips)
     assert autocast == [False]
     assert torch.equal(ids, build('dalle')(clips))
     assert tok.resolved_dtype('cpu') is None
     for supported, expected in ((True, 'bfloat16'), (False, 'float16')):
-        monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
-                            lambda *args, s=supported: s)
+        monkeypatch.setattr(
+            torch.cuda, 'is_bf16_supported', lambda *args, s=supported: s)
         assert tok.resolved_dtype('cuda') == expected
     assert build('dalle', dtype='float16').resolved_dtype('cpu') == 'float16'
 
