@@ -28,10 +28,10 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from bevt.datasets.synthetic_motion import (IMAGES_PER_CLASS, MOTIONS,
-                                            VIDEOS_PER_CLASS,
+from bevt.datasets.synthetic_motion import (MOTIONS, add_size_arguments,
                                             dataset_is_current,
-                                            make_synthetic_dataset)
+                                            make_synthetic_dataset,
+                                            size_kwargs)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMOKE = osp.join(REPO, 'configs', 'bevt', 'smoke')
@@ -60,20 +60,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=6,
         help='fine-tuning epochs (both runs)')
-    parser.add_argument(
-        '--videos-per-class',
-        type=int,
-        nargs=2,
-        default=(VIDEOS_PER_CLASS['train'], VIDEOS_PER_CLASS['val']),
-        metavar=('TRAIN', 'VAL'),
-        help='generated clips per motion')
-    parser.add_argument(
-        '--images-per-class',
-        type=int,
-        nargs=2,
-        default=(IMAGES_PER_CLASS['train'], IMAGES_PER_CLASS['val']),
-        metavar=('TRAIN', 'VAL'),
-        help='generated images per shape')
+    add_size_arguments(parser)
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     args = parser.parse_args(argv)
     for name in ('pretrain_epochs', 'finetune_epochs'):
@@ -91,7 +78,6 @@ class Step:
         os.makedirs(self.log_dir, exist_ok=True)
         self.env = env
         self.count = 0
-        self.start = time.time()
 
     def run(self,
             title: str,
@@ -153,7 +139,7 @@ def _progress(line: str) -> Optional[str]:
     return None
 
 
-def test_metrics(output: str) -> Dict[str, float]:
+def read_test_metrics(output: str) -> Dict[str, float]:
     """acc/top1 and acc/top5 of a ``tools/test.py`` run, as fractions."""
     found = {}
     for key in ('top1', 'top5'):
@@ -181,10 +167,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.work_dir)
     env = dict(os.environ, BEVT_DATA=data_root, PYTHONWARNINGS='ignore')
     steps = Step(work_dir, env)
-    counts = dict(
-        videos_per_class=dict(zip(('train', 'val'), args.videos_per_class)),
-        images_per_class=dict(zip(('train', 'val'), args.images_per_class)),
-        seed=args.seed)
+    counts = dict(size_kwargs(args), seed=args.seed)
     if dataset_is_current(data_root, **counts):
         print(f'[demo] using the motion dataset in {data_root}')
     else:
@@ -223,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 osp.join(ft_dir, f'epoch_{args.finetune_epochs}.pth'),
                 '--work-dir', ft_dir
             ] + (['--cfg-options', *options] if options else []), extra_env)
-        results[key] = test_metrics(output)
+        results[key] = read_test_metrics(output)
 
     pictures = osp.join(work_dir, 'pictures')
     output = steps.run(

@@ -17,6 +17,7 @@ configs)::
     classes_videos.txt, classes_images.txt
     synthetic_motion.json       the generator version and arguments
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -238,6 +239,33 @@ def dataset_is_current(root: str,
         return False
     return found == _info(videos_per_class, images_per_class, num_frames, size,
                           seed)
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--videos-per-class TRAIN VAL`` and ``--images-per-class TRAIN
+    VAL`` (defaults :data:`VIDEOS_PER_CLASS`, :data:`IMAGES_PER_CLASS`) to
+    a command line; :func:`size_kwargs` turns them into arguments of
+    :func:`make_synthetic_dataset`."""
+    sizes = (('videos', VIDEOS_PER_CLASS, 'clips per motion'),
+             ('images', IMAGES_PER_CLASS, 'images per shape'))
+    for name, defaults, what in sizes:
+        parser.add_argument(
+            f'--{name}-per-class',
+            type=int,
+            nargs=2,
+            default=(defaults['train'], defaults['val']),
+            metavar=('TRAIN', 'VAL'),
+            help=f'{what} in the train and val splits')
+
+
+def size_kwargs(args: argparse.Namespace) -> Dict[str, Dict[str, int]]:
+    """``videos_per_class`` / ``images_per_class`` from the arguments of
+    :func:`add_size_arguments`."""
+    return {
+        f'{name}_per_class':
+        dict(zip(('train', 'val'), getattr(args, f'{name}_per_class')))
+        for name in ('videos', 'images')
+    }
 
 
 def _mkdir(*parts: str) -> str:

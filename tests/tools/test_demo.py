@@ -34,7 +34,7 @@ def test_progress_lines():
 
 
 def test_metrics_and_table():
-    metrics = demo.test_metrics('noise\n' + TEST_END + '\n')
+    metrics = demo.read_test_metrics('noise\n' + TEST_END + '\n')
     assert metrics == dict(top1=0.2812, top5=0.8438)
     args = argparse.Namespace(pretrain_epochs=3, finetune_epochs=4)
     table = demo.results_table(

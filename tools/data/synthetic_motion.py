@@ -9,28 +9,16 @@ The layout is the one the smoke configs read through ``BEVT_DATA``; see
 import argparse
 from typing import List, Optional
 
-from bevt.datasets.synthetic_motion import (IMAGES_PER_CLASS, VIDEOS_PER_CLASS,
-                                            make_synthetic_dataset)
+from bevt.datasets.synthetic_motion import (add_size_arguments,
+                                            make_synthetic_dataset,
+                                            size_kwargs)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('root', help='output folder')
-    parser.add_argument(
-        '--videos-per-class',
-        type=int,
-        nargs=2,
-        default=(VIDEOS_PER_CLASS['train'], VIDEOS_PER_CLASS['val']),
-        metavar=('TRAIN', 'VAL'),
-        help='clips per motion in the train and val splits')
-    parser.add_argument(
-        '--images-per-class',
-        type=int,
-        nargs=2,
-        default=(IMAGES_PER_CLASS['train'], IMAGES_PER_CLASS['val']),
-        metavar=('TRAIN', 'VAL'),
-        help='images per shape in the train and val splits')
+    add_size_arguments(parser)
     parser.add_argument('--frames', type=int, default=16, help='per clip')
     parser.add_argument('--size', type=int, default=64, help='frame side')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
@@ -42,10 +30,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     lists = make_synthetic_dataset(
         args.root,
-        videos_per_class=dict(
-            train=args.videos_per_class[0], val=args.videos_per_class[1]),
-        images_per_class=dict(
-            train=args.images_per_class[0], val=args.images_per_class[1]),
+        **size_kwargs(args),
         num_frames=args.frames,
         size=args.size,
         seed=args.seed)
