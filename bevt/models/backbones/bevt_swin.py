@@ -71,9 +71,13 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             streams. Defaults to False.
         official_image_path (bool): Reproduce the official image-path
             quirks A and B. Defaults to True.
-        fused_attention (bool): Window attention through
-            ``scaled_dot_product_attention``; False runs mmaction2's eager
-            attention. Defaults to True.
+        fused_attention (bool | str): True: window attention through
+            ``scaled_dot_product_attention``; False: mmaction2's eager
+            attention; ``'auto'``: the fused kernel on CUDA, eager
+            elsewhere (on CPU, SDPA with a relative-position bias that
+            needs a gradient falls back to its math kernel, slower than the
+            eager formula: a train step at 0.89x of mmaction2's). Both give
+            the same result. Defaults to 'auto'.
         init_cfg (dict | list[dict], optional): Defaults to trunc-normal
             Linear (std 0.02) and unit LayerNorm, as mmaction2.
         **kwargs: Other :class:`SwinTransformer3D` arguments
@@ -91,7 +95,7 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
                  drop_path_rate: float = 0.3,
                  with_cp: bool = False,
                  official_image_path: bool = True,
-                 fused_attention: bool = True,
+                 fused_attention: Union[bool, str] = 'auto',
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None,
                  **kwargs) -> None:
         for key in ('out_indices', 'out_after_downsample'):
@@ -123,6 +127,9 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         self.pretrained2d = pretrained2d
         self.with_cp = with_cp
         self.official_image_path = official_image_path
+        if fused_attention not in (True, False, 'auto'):
+            raise ValueError(f'Invalid fused_attention: {fused_attention!r}; '
+                             "expected True, False or 'auto'")
         self.fused_attention = fused_attention
         self.final_norm_name = f'norm{num_stages - 1}'
         # mask grid (stride 16 for 4 stages) -> patch grid
@@ -305,11 +312,13 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         window, shift = stream_window_and_shift(size, layer.window_size,
                                                 layer.shift_size, quirks)
         mask = shift_attention_mask(size, window, shift, x.device)
+        fused = x.is_cuda if self.fused_attention == 'auto' \
+            else self.fused_attention
         no_shift = (0, 0, 0)
         for i, block in enumerate(layer.blocks):
             shifted = i % 2 == 1
             args = (block, x, window, shift if shifted else no_shift,
-                    mask if shifted or quirks else None, self.fused_attention)
+                    mask if shifted or quirks else None, fused)
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(
                     swin_block_forward, *args, use_reentrant=False)

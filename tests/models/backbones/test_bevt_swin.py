@@ -110,10 +110,15 @@ def test_fused_attention_equals_eager(shape):
     grid = (2, shape[2] // 2, shape[-1] // 16, shape[-1] // 16) \
         if len(shape) == 5 else (2, shape[-1] // 16, shape[-1] // 16)
     x, mask = torch.randn(shape), torch.rand(grid) > 0.5
+    model.fused_attention = True
     fused = model(x, mask)
     model.fused_attention = False
     eager = model(x, mask)
     torch.testing.assert_close(fused, eager, atol=1e-5, rtol=1e-5)
+    model.fused_attention = 'auto'  # eager on CPU
+    torch.testing.assert_close(model(x, mask), eager, atol=0, rtol=0)
+    with pytest.raises(ValueError, match='fused_attention'):
+        tiny_backbone(fused_attention='yes')
 
 
 @pytest.mark.parametrize('size', [64, 80])
