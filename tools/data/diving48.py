@@ -21,11 +21,12 @@ Example::
     python tools/data/diving48.py --root data/diving48
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import annotation_lists  # noqa: E402
 
 PREFIX = 'diving48'
 NUM_CLASSES = 48
@@ -34,27 +35,6 @@ SPLIT_FILES = {
     'val': 'Diving48_V2_test.json'
 }
 VOCAB_FILE = 'Diving48_vocab.json'
-
-
-def load_json(path: str) -> Any:
-    """Load a JSON file, with errors that name it.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        Any: Its content.
-
-    Raises:
-        OSError: If it cannot be read.
-        ValueError: If it is not JSON (the message has the line).
-    """
-    with open(path, encoding='utf-8') as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path}:{error.lineno}: not valid JSON: '
-                             f'{error.msg} (column {error.colno})') from None
 
 
 def read_split(path: str,
@@ -72,7 +52,7 @@ def read_split(path: str,
     Raises:
         ValueError: For a malformed entry, naming the file and the entry.
     """
-    entries = load_json(path)
+    entries = annotation_lists.load_json(path)
     if not isinstance(entries, list):
         raise ValueError(f'{path}: expected a JSON list of entries')
     items = []
@@ -105,19 +85,13 @@ def read_vocab(path: str) -> List[str]:
     Raises:
         ValueError: If it is not a list.
     """
-    vocab = load_json(path)
+    vocab = annotation_lists.load_json(path)
     if not isinstance(vocab, list):
         raise ValueError(f'{path}: expected a JSON list of classes')
     return [
         ' '.join(map(str, item)) if isinstance(item, list) else str(item)
         for item in vocab
     ]
-
-
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as file:
-        file.writelines(f'{line}\n' for line in lines)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -135,27 +109,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         epilog=f'Writes {PREFIX}_train_list_videos.txt and '
         f'{PREFIX}_val_list_videos.txt (from the test split), and '
         f'{PREFIX}_classes.txt when {VOCAB_FILE} is there.')
-    parser.add_argument(
-        '--root',
-        default='data/diving48',
-        help='dataset folder; default for the options below '
-        '(default: %(default)s)')
-    parser.add_argument(
-        '--ann-dir',
-        help=f'folder of {SPLIT_FILES["train"]} and {SPLIT_FILES["val"]} '
-        '(default: ROOT/annotations)')
-    parser.add_argument(
-        '--video-dir', help='the videos (default: ROOT/videos)')
-    parser.add_argument('--out-dir', help='where the lists go (default: ROOT)')
-    parser.add_argument(
-        '--ext', default='mp4', help='video extension (default: mp4)')
-    parser.add_argument(
-        '--missing-out',
-        help='write the paths of the videos that are not on disk here')
-    parser.add_argument(
-        '--no-check',
-        action='store_true',
-        help='list every entry without looking for its video on disk')
+    annotation_lists.add_video_list_arguments(
+        parser,
+        root='data/diving48',
+        ann_help=f'{SPLIT_FILES["train"]} and {SPLIT_FILES["val"]}',
+        ext='mp4',
+        ext_help='video extension (default: mp4)')
     return parser.parse_args(argv)
 
 
@@ -169,40 +128,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         int: The exit code: 0, or 1 after an error (printed).
     """
     args = parse_args(argv)
-    ann_dir = args.ann_dir or osp.join(args.root, 'annotations')
-    video_dir = args.video_dir or osp.join(args.root, 'videos')
-    out_dir = args.out_dir or args.root
+    ann_dir, video_dir, out_dir = annotation_lists.video_list_dirs(args)
     ext = args.ext.lstrip('.')
     missing_all = []
     summary = []
     try:
-        if not args.no_check and not osp.isdir(video_dir):
-            raise ValueError(f'the video folder {video_dir} does not exist '
-                             '(set --root or --video-dir, or pass '
-                             '--no-check)')
-        on_disk = None if args.no_check else set(os.listdir(video_dir))
+        on_disk = annotation_lists.videos_on_disk(video_dir, args.no_check)
         for split, file_name in SPLIT_FILES.items():
             items = read_split(osp.join(ann_dir, file_name))
-            lines = []
-            for vid_name, label in items:
-                name = f'{vid_name}.{ext}'
-                if on_disk is not None and name not in on_disk:
-                    missing_all.append(osp.join(video_dir, name))
-                    continue
-                lines.append(f'{name} {label}')
+            lines = annotation_lists.list_videos(items, ext, on_disk,
+                                                 video_dir, missing_all)
             path = osp.join(out_dir, f'{PREFIX}_{split}_list_videos.txt')
-            _write_lines(path, lines)
+            annotation_lists.write_lines(path, lines)
             summary.append(f'{PREFIX}: {split}: {len(lines)} videos listed '
                            f'in {path}, {len(items) - len(lines)} missing '
                            f'in {video_dir}')
         vocab_path = osp.join(ann_dir, VOCAB_FILE)
         if osp.isfile(vocab_path):
             classes = read_vocab(vocab_path)
-            _write_lines(osp.join(out_dir, f'{PREFIX}_classes.txt'), classes)
+            annotation_lists.write_lines(
+                osp.join(out_dir, f'{PREFIX}_classes.txt'), classes)
             summary.append(f'{PREFIX}: {len(classes)} classes in '
                            f'{osp.join(out_dir, f"{PREFIX}_classes.txt")}')
         if args.missing_out:
-            _write_lines(args.missing_out, missing_all)
+            annotation_lists.write_lines(args.missing_out, missing_all)
             summary.append(
                 f'{PREFIX}: missing videos listed in {args.missing_out}')
     except (OSError, ValueError, UnicodeDecodeError) as error:

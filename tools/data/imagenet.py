@@ -32,6 +32,9 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import annotation_lists  # noqa: E402
+
 PREFIX = 'imagenet'
 EXTENSIONS = ('.jpeg', '.jpg', '.png')
 KAGGLE_HEADER = ('ImageId', 'PredictionString')
@@ -153,12 +156,6 @@ def read_ground_truth(path: str,
     return items
 
 
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as file:
-        file.writelines(f'{line}\n' for line in lines)
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -277,8 +274,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                f'from {args.val_gt}, {len(missing)} missing '
                                f'in {val_dir}')
                 if args.missing_out:
-                    _write_lines(args.missing_out,
-                                 [osp.join(val_dir, m) for m in missing])
+                    annotation_lists.write_lines(
+                        args.missing_out,
+                        [osp.join(val_dir, m) for m in missing])
             else:
                 if not osp.isdir(val_dir):
                     raise ValueError(f'the val folder {val_dir} does not '
@@ -295,9 +293,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                f'in {val_dir}')
         for split, lines in lists.items():
             path = osp.join(out_dir, f'{split}.txt')
-            _write_lines(path, lines)
+            annotation_lists.write_lines(path, lines)
             summary.append(f'{PREFIX}: wrote {path}')
-        _write_lines(osp.join(out_dir, 'classes.txt'), classes)
+        annotation_lists.write_lines(osp.join(out_dir, 'classes.txt'), classes)
         summary.append(f'{PREFIX}: {len(classes)} classes in '
                        f'{osp.join(out_dir, "classes.txt")}')
     except (OSError, ValueError, UnicodeDecodeError) as error:

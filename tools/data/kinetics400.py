@@ -36,6 +36,9 @@ import string
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import annotation_lists  # noqa: E402
+
 PREFIX = 'kinetics400'
 DEFAULT_PATTERN = '{youtube_id}_{time_start:06d}_{time_end:06d}.mp4'
 REQUIRED_COLUMNS = ('label', 'youtube_id', 'time_start', 'time_end', 'split')
@@ -220,12 +223,6 @@ class DirCache:
         return name in self._names[directory]
 
 
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as file:
-        file.writelines(f'{line}\n' for line in lines)
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -393,13 +390,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = build_lists(clips, classes, dirs, args.layout, args.pattern,
                              not args.no_check)
         if args.missing_out:
-            _write_lines(args.missing_out,
-                         result['train']['missing'] + result['val']['missing'])
-        _write_lines(osp.join(out_dir, f'{PREFIX}_classes.txt'), class_names)
+            annotation_lists.write_lines(
+                args.missing_out,
+                result['train']['missing'] + result['val']['missing'])
+        annotation_lists.write_lines(
+            osp.join(out_dir, f'{PREFIX}_classes.txt'), class_names)
         for split in splits:
             out = result[split]
             path = osp.join(out_dir, f'{PREFIX}_{split}_list_videos.txt')
-            _write_lines(path, out['lines'])
+            annotation_lists.write_lines(path, out['lines'])
             print(f'{PREFIX}: {split}: {len(out["lines"])} videos listed in '
                   f'{path}, {len(out["missing"])} missing in {dirs[split]}' +
                   (f', {len(out["duplicates"])} duplicate rows skipped'

@@ -24,11 +24,12 @@ Example::
     python tools/data/sthv2.py --root data/sthv2 --ext mp4
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import annotation_lists  # noqa: E402
 
 PREFIX = 'sthv2'
 LABELS_FILE = 'something-something-v2-labels.json'
@@ -36,27 +37,6 @@ SPLIT_FILES = {
     'train': 'something-something-v2-train.json',
     'val': 'something-something-v2-validation.json'
 }
-
-
-def load_json(path: str) -> Any:
-    """Load a JSON file, with errors that name it.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        Any: Its content.
-
-    Raises:
-        OSError: If it cannot be read.
-        ValueError: If it is not JSON (the message has the line).
-    """
-    with open(path, encoding='utf-8') as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path}:{error.lineno}: not valid JSON: '
-                             f'{error.msg} (column {error.colno})') from None
 
 
 def strip_brackets(template: str) -> str:
@@ -78,7 +58,7 @@ def read_labels(path: str) -> List[str]:
         ValueError: If the map is malformed or the ids are not
             ``0 .. N-1``.
     """
-    labels = load_json(path)
+    labels = annotation_lists.load_json(path)
     if not isinstance(labels, dict) or not labels:
         raise ValueError(f'{path}: expected a JSON object '
                          '{"template": "id", ...}')
@@ -114,7 +94,7 @@ def read_split(path: str, labels: Dict[str, int],
         ValueError: For a malformed entry or an unknown template, naming
             the file and the entry.
     """
-    entries = load_json(path)
+    entries = annotation_lists.load_json(path)
     if not isinstance(entries, list):
         raise ValueError(f'{path}: expected a JSON list of entries')
     items = []
@@ -132,12 +112,6 @@ def read_split(path: str, labels: Dict[str, int],
     return items
 
 
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as file:
-        file.writelines(f'{line}\n' for line in lines)
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line.
 
@@ -152,30 +126,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'Something-Something-v2 from the official JSON annotations',
         epilog=f'Writes {PREFIX}_train_list_videos.txt, '
         f'{PREFIX}_val_list_videos.txt and {PREFIX}_classes.txt.')
-    parser.add_argument(
-        '--root',
-        default='data/sthv2',
-        help='dataset folder; default for the options below '
-        '(default: %(default)s)')
-    parser.add_argument(
-        '--ann-dir',
-        help=f'folder of {LABELS_FILE}, {SPLIT_FILES["train"]} and '
-        f'{SPLIT_FILES["val"]} (default: ROOT/annotations)')
-    parser.add_argument(
-        '--video-dir', help='the videos (default: ROOT/videos)')
-    parser.add_argument('--out-dir', help='where the lists go (default: ROOT)')
-    parser.add_argument(
-        '--ext',
-        default='webm',
-        help='video file extension: webm as released, mp4 after '
+    annotation_lists.add_video_list_arguments(
+        parser,
+        root='data/sthv2',
+        ann_help=f'{LABELS_FILE}, {SPLIT_FILES["train"]} and '
+        f'{SPLIT_FILES["val"]}',
+        ext='webm',
+        ext_help='video file extension: webm as released, mp4 after '
         'resize_videos.py (default: %(default)s)')
-    parser.add_argument(
-        '--missing-out',
-        help='write the paths of the videos that are not on disk here')
-    parser.add_argument(
-        '--no-check',
-        action='store_true',
-        help='list every entry without looking for its video on disk')
     return parser.parse_args(argv)
 
 
@@ -189,40 +147,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         int: The exit code: 0, or 1 after an error (printed).
     """
     args = parse_args(argv)
-    ann_dir = args.ann_dir or osp.join(args.root, 'annotations')
-    video_dir = args.video_dir or osp.join(args.root, 'videos')
-    out_dir = args.out_dir or args.root
+    ann_dir, video_dir, out_dir = annotation_lists.video_list_dirs(args)
     ext = args.ext.lstrip('.')
     missing_all = []
     try:
-        if not args.no_check and not osp.isdir(video_dir):
-            raise ValueError(f'the video folder {video_dir} does not exist '
-                             '(set --root or --video-dir, or pass '
-                             '--no-check)')
+        on_disk = annotation_lists.videos_on_disk(video_dir, args.no_check)
         labels_path = osp.join(ann_dir, LABELS_FILE)
         templates = read_labels(labels_path)
         labels = {strip_brackets(t): i for i, t in enumerate(templates)}
-        on_disk = None if args.no_check else set(os.listdir(video_dir))
         summary = []
         for split, file_name in SPLIT_FILES.items():
             items = read_split(
                 osp.join(ann_dir, file_name), labels, labels_path)
-            lines = []
-            for video_id, label in items:
-                name = f'{video_id}.{ext}'
-                if on_disk is not None and name not in on_disk:
-                    missing_all.append(osp.join(video_dir, name))
-                    continue
-                lines.append(f'{name} {label}')
+            lines = annotation_lists.list_videos(items, ext, on_disk,
+                                                 video_dir, missing_all)
             path = osp.join(out_dir, f'{PREFIX}_{split}_list_videos.txt')
-            _write_lines(path, lines)
+            annotation_lists.write_lines(path, lines)
             summary.append(f'{PREFIX}: {split}: {len(lines)} videos listed '
                            f'in {path}, {len(items) - len(lines)} missing '
                            f'in {video_dir}')
         classes_path = osp.join(out_dir, f'{PREFIX}_classes.txt')
-        _write_lines(classes_path, templates)
+        annotation_lists.write_lines(classes_path, templates)
         if args.missing_out:
-            _write_lines(args.missing_out, missing_all)
+            annotation_lists.write_lines(args.missing_out, missing_all)
     except (OSError, ValueError, UnicodeDecodeError) as error:
         print(f'{PREFIX}: error: {error}', file=sys.stderr)
         return 1
