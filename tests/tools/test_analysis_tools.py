@@ -83,7 +83,7 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert len(_row(text, 'MFU %')) == 2
     assert 'random init' in text and 'no weights downloaded' in text
     assert 'a multiply-add = 2 FLOPs' in text
-    assert 'fused_attention=False' in text
+    assert 'fused_attention=reference' in text
     assert 'tokenize_all_frames=True' in text
     assert 'gather_masked=False' in text
     assert 'batch: 1 clip(s) 3x8x64x64' in text

@@ -65,11 +65,12 @@ from bevt.utils.config_streams import (loader_pipelines, pipeline_stream,
 #: The "official way" of the reference implementation, as model settings:
 #: (config path, value); each is applied where the built class accepts it.
 OFFICIAL_SETTINGS = (
-    ('model.backbone.fused_attention', False),
+    ('model.backbone.fused_attention', 'reference'),
     ('model.tokenize_all_frames', True),
     ('model.head.gather_masked', False),
     ('model.target_generator.dtype', None),
     ('model.target_generator.channels_last', False),
+    ('model.target_generator.inplace', False),
 )
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 CROP_KEYS = ('size', 'crop_size')
@@ -931,7 +932,10 @@ class Variant:
         x = args[0]  # (N, 3, [T, ] h, w)
         frame_mask = kwargs.get('frame_mask',
                                 args[1] if len(args) > 1 else None)
-        if frame_mask is not None:
+        cell_mask = kwargs.get('cell_mask', args[2] if len(args) > 2 else None)
+        if cell_mask is not None:  # frames with at least one needed cell
+            frames = int(cell_mask.flatten(cell_mask.dim() - 2).any(-1).sum())
+        elif frame_mask is not None:
             frames = int(frame_mask.sum())
         else:
             frames = x.shape[0] * (x.shape[2] if x.dim() == 5 else 1)

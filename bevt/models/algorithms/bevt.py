@@ -11,6 +11,8 @@ from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
 
 Batch = Dict[str, Union[Dict[str, Tensor], list]]
+_VIEW_HINT = ('the tokenizer view must be (H/16) x the tokenizer downsample '
+              'pixels wide (112 px for DALL-E on 224 px inputs)')
 
 
 @MODELS.register_module()
@@ -40,10 +42,12 @@ class BEVT(BaseModel):
             maps the tokenizer view to (N, [T,] h, w) ids (or features).
         data_preprocessor (dict, optional): Defaults to
             ``dict(type='BEVTDataPreprocessor')``.
-        tokenize_all_frames (bool): Run the tokenizer on every frame, as the
-            official code; by default frames (and images) without a masked
-            token are skipped, which leaves the loss unchanged.
-            Defaults to False.
+        tokenize_all_frames (bool): Run the tokenizer on every cell of
+            every frame, as the official code; by default the tokenizer gets
+            ``target_mask`` as its ``cell_mask``, so frames (and images)
+            without a masked token are skipped and the DALL-E vocabulary
+            projection runs on the masked cells only, which leaves the loss
+            unchanged. Defaults to False.
         compile_backbone (bool | dict): Compile the backbone with
             ``torch.compile`` (in place, through ``nn.Module.compile``: the
             weights and state-dict keys stay as they are); a dict gives
@@ -180,13 +184,19 @@ class BEVT(BaseModel):
         if 'tokenizer_imgs' not in inputs or 'target_mask' not in inputs:
             raise ValueError('a BEVT loss needs inputs["tokenizer_imgs"] '
                              'and inputs["target_mask"] (see PackBEVTInputs)')
-        target_mask = inputs['target_mask']
-        frame_mask = None
+        view, cell_mask = inputs['tokenizer_imgs'], None
         if not (self.tokenize_all_frames or all_frames):
-            # images: (N,); clips: (N, T): does any token need a target?
-            frame_mask = target_mask.flatten(target_mask.dim() - 2).any(-1)
-        target = self.target_generator(
-            inputs['tokenizer_imgs'], frame_mask=frame_mask)
+            # only the masked cells need a target: frames without one are
+            # skipped, the DALL-E projection runs on the masked cells only
+            cell_mask = inputs['target_mask'].to(torch.bool)
+            step = self.target_generator.downsample
+            grid = (view.shape[-2] // step, view.shape[-1] // step)
+            if tuple(cell_mask.shape[-2:]) != grid:
+                raise ValueError(
+                    f'target_mask has {tuple(cell_mask.shape[-2:])} cells '
+                    f'per frame but the tokenizer gives {grid} for its '
+                    f'{tuple(view.shape[-2:])} view; ' + _VIEW_HINT)
+        target = self.target_generator(view, cell_mask=cell_mask)
         if target.is_floating_point():  # (N, [T,] h, w, D) features
             return target.flatten(1, -2).detach()
         return target.flatten(1).detach()
@@ -206,9 +216,8 @@ class BEVT(BaseModel):
             raise ValueError(
                 f'{stream} stream: the backbone predicts {feats.shape[1]} '
                 f'tokens per sample, the tokenizer gives {target.shape[1]} '
-                f'targets and target_mask has {mask.shape[1]} entries; the '
-                'tokenizer view must be (H/16) x the tokenizer downsample '
-                'pixels wide (112 px for DALL-E on 224 px inputs)')
+                f'targets and target_mask has {mask.shape[1]} entries; ' +
+                _VIEW_HINT)
         return stream, feats, target, mask
 
     def loss(self, batches: Sequence[Batch]) -> Dict[str, Tensor]:

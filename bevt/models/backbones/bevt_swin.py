@@ -72,12 +72,15 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         official_image_path (bool): Reproduce the official image-path
             quirks A and B. Defaults to True.
         fused_attention (bool | str): True: window attention through
-            ``scaled_dot_product_attention``; False: mmaction2's eager
-            attention; ``'auto'``: the fused kernel on CUDA, eager
-            elsewhere (on CPU, SDPA with a relative-position bias that
-            needs a gradient falls back to its math kernel, slower than the
-            eager formula: a train step at 0.89x of mmaction2's). Both give
-            the same result. Defaults to 'auto'.
+            ``scaled_dot_product_attention``; False: the eager formula
+            (:func:`~bevt.models.backbones.swin3d_ops.eager_window_attention`,
+            mmaction2's with a cheaper bias gradient); ``'auto'``: the
+            fused kernel on CUDA, eager elsewhere (on CPU, SDPA with a
+            relative-position bias that needs a gradient falls back to its
+            math kernel, slower than the eager formula); ``'reference'``:
+            mmaction2's own ``WindowAttention3D.forward``, the official
+            code's formula (for benchmarks). All give the same result up to
+            float rounding. Defaults to 'auto'.
         init_cfg (dict | list[dict], optional): Defaults to trunc-normal
             Linear (std 0.02) and unit LayerNorm, as mmaction2.
         **kwargs: Other :class:`SwinTransformer3D` arguments
@@ -127,9 +130,9 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         self.pretrained2d = pretrained2d
         self.with_cp = with_cp
         self.official_image_path = official_image_path
-        if fused_attention not in (True, False, 'auto'):
+        if fused_attention not in (True, False, 'auto', 'reference'):
             raise ValueError(f'Invalid fused_attention: {fused_attention!r}; '
-                             "expected True, False or 'auto'")
+                             "expected True, False, 'auto' or 'reference'")
         self.fused_attention = fused_attention
         self.final_norm_name = f'norm{num_stages - 1}'
         # mask grid (stride 16 for 4 stages) -> patch grid
@@ -305,6 +308,15 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         m = m[:, :, :Hp, :Wp].unsqueeze(-1).to(x.dtype)
         return x * (1. - m) + self.mask_token.to(x.dtype) * m
 
+    def attention_kind(self, device: torch.device) -> str:
+        """The window-attention path on ``device``: 'fused', 'eager' or
+        'reference' (see ``fused_attention``)."""
+        if self.fused_attention == 'reference':
+            return 'reference'
+        fused = device.type == 'cuda' if self.fused_attention == 'auto' \
+            else self.fused_attention
+        return 'fused' if fused else 'eager'
+
     def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
         """The blocks of one stage (no merging) on a channels-last map."""
         quirks = image and self.official_image_path
@@ -312,13 +324,12 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         window, shift = stream_window_and_shift(size, layer.window_size,
                                                 layer.shift_size, quirks)
         mask = shift_attention_mask(size, window, shift, x.device)
-        fused = x.is_cuda if self.fused_attention == 'auto' \
-            else self.fused_attention
+        attention = self.attention_kind(x.device)
         no_shift = (0, 0, 0)
         for i, block in enumerate(layer.blocks):
             shifted = i % 2 == 1
             args = (block, x, window, shift if shifted else no_shift,
-                    mask if shifted or quirks else None, fused)
+                    mask if shifted or quirks else None, attention)
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(
                     swin_block_forward, *args, use_reentrant=False)

@@ -75,8 +75,10 @@ class BEVTTokenizer(BaseModule):
     A subclass builds the wrapped encoder in ``__init__``, calls
     :meth:`_freeze` and implements :meth:`_encode` for one chunk of images.
     This class folds clip frames into the batch, skips frames that
-    ``frame_mask`` marks as not needed, encodes in chunks of ``chunk_size``
-    frames under the requested precision, and keeps the module frozen:
+    ``frame_mask`` (or ``cell_mask``) marks as not needed, hands the needed
+    cells of each frame to :meth:`_encode` (which may compute only those),
+    encodes in chunks of ``chunk_size`` frames under the requested
+    precision, and keeps the module frozen:
 
     - every parameter has ``requires_grad=False``, :meth:`forward` runs
       under ``torch.no_grad()`` and the module stays in ``eval()`` mode
@@ -170,11 +172,17 @@ class BEVTTokenizer(BaseModule):
                 level=logging.WARNING)
         super().init_weights()
 
-    def _encode(self, images: Tensor) -> Tensor:
+    def _encode(self,
+                images: Tensor,
+                cells: Optional[Tensor] = None) -> Tensor:
         """Encode one chunk of images (implemented by subclasses).
 
         Args:
             images (Tensor): Float images of shape (B, 3, h, w).
+            cells (Tensor, optional): Bool (B, h/d, w/d): the cells whose
+                target is needed; an encoder may skip the others (their
+                output is overwritten by :meth:`forward`). Defaults to None
+                (all).
 
         Returns:
             Tensor: int64 ids of shape (B, h/d, w/d), or float features of
@@ -194,20 +202,18 @@ class BEVTTokenizer(BaseModule):
                              f'must be multiples of {self.downsample}')
 
     @staticmethod
-    def _check_frame_mask(frame_mask: Optional[Tensor],
-                          lead: Tuple[int, ...]) -> Optional[Tensor]:
-        """Validate ``frame_mask`` and flatten it to one flag per frame."""
-        if frame_mask is None:
+    def _check_mask(name: str, mask: Optional[Tensor],
+                    shape: Tuple[int, ...]) -> Optional[Tensor]:
+        """Validate a bool ``frame_mask`` / ``cell_mask`` of ``shape``."""
+        if mask is None:
             return None
-        if frame_mask.dtype != torch.bool:
+        if mask.dtype != torch.bool:
             raise ValueError(
-                f'Invalid frame_mask dtype: {frame_mask.dtype}; expected '
-                'torch.bool')
-        if tuple(frame_mask.shape) != lead:
-            raise ValueError(
-                f'Invalid frame_mask shape: {tuple(frame_mask.shape)}; '
-                f'expected {lead}')
-        return frame_mask.flatten()
+                f'Invalid {name} dtype: {mask.dtype}; expected torch.bool')
+        if tuple(mask.shape) != shape:
+            raise ValueError(f'Invalid {name} shape: {tuple(mask.shape)}; '
+                             f'expected {shape}')
+        return mask
 
     @staticmethod
     def _gather(x: Tensor, index: Tensor) -> Tensor:
@@ -251,11 +257,14 @@ class BEVTTokenizer(BaseModule):
                     f'{device_type!r}; use dtype=None on this device')
             yield
 
-    def _encode_frames(self, frames: Tensor) -> Tensor:
+    def _encode_frames(self,
+                       frames: Tensor,
+                       cells: Optional[Tensor] = None) -> Tensor:
         """Encode one chunk in the configured precision and memory format.
 
         Args:
             frames (Tensor): Images of shape (B, 3, h, w).
+            cells (Tensor, optional): See :meth:`_encode`.
 
         Returns:
             Tensor: See :meth:`_encode`.
@@ -264,12 +273,13 @@ class BEVTTokenizer(BaseModule):
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         with self._precision(frames.device.type):
-            return self._encode(frames)
+            return self._encode(frames, cells)
 
     @torch.no_grad()
     def forward(self,
                 x: Tensor,
-                frame_mask: Optional[Tensor] = None) -> Tensor:
+                frame_mask: Optional[Tensor] = None,
+                cell_mask: Optional[Tensor] = None) -> Tensor:
         """Compute the targets of images or clips.
 
         Clip frames are folded into the batch (frame t of clip n is image
@@ -284,6 +294,13 @@ class BEVTTokenizer(BaseModule):
                 are not needed never reach the encoder and their output is
                 filled with -1 (ids) or 0 (features). Defaults to None (all
                 needed).
+            cell_mask (Tensor, optional): Bool, (N, h/d, w/d) for images or
+                (N, T, h/d, w/d) for clips; True = the target of this cell
+                is needed (BEVT passes its ``target_mask``). Frames without
+                such a cell are skipped as with ``frame_mask``, an encoder
+                may compute only the needed cells (the DALL-E projection
+                does), and every other cell is filled with -1 / 0. Not
+                together with ``frame_mask``. Defaults to None (all needed).
 
         Returns:
             Tensor: Detached targets. Id tokenizers give int64 ids in
@@ -294,10 +311,16 @@ class BEVTTokenizer(BaseModule):
         """
         self._check_input(x)
         lead = tuple(x.shape[:1]) if x.dim() == 4 else (x.shape[0], x.shape[2])
-        keep = self._check_frame_mask(frame_mask, lead)
-        num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
         cell_shape = (x.shape[-2] // self.downsample,
                       x.shape[-1] // self.downsample)
+        if frame_mask is not None and cell_mask is not None:
+            raise ValueError('Give frame_mask or cell_mask, not both')
+        keep = self._check_mask('frame_mask', frame_mask, lead)
+        cells = self._check_mask('cell_mask', cell_mask, lead + cell_shape)
+        num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
+        if cells is not None:
+            cells = cells.to(x.device).reshape((num_frames, ) + cell_shape)
+            keep = cells.flatten(1).any(1)  # (N*T, )
         if self.target_dims is None:
             out = x.new_full(
                 (num_frames, ) + cell_shape, -1,
@@ -309,8 +332,12 @@ class BEVTTokenizer(BaseModule):
         if keep is None:
             index = torch.arange(num_frames, device=x.device)
         else:
-            index = keep.to(x.device).nonzero().flatten()
+            index = keep.to(x.device).flatten().nonzero().flatten()
         for start in range(0, index.numel(), self.chunk_size):
             chunk = index[start:start + self.chunk_size]  # (<=chunk_size, )
-            out[chunk] = self._encode_frames(self._gather(x, chunk))
+            out[chunk] = self._encode_frames(
+                self._gather(x, chunk),
+                None if cells is None else cells[chunk])
+        if cells is not None:
+            out[~cells] = -1 if self.target_dims is None else 0
         return out.view(lead + out.shape[1:]).detach()

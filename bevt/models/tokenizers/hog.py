@@ -1,5 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """MaskFeat's HOG features as BEVT regression targets."""
+from typing import Optional
+
 from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 from torch import Tensor
 
@@ -126,11 +128,14 @@ class BEVTHOGTargets(BEVTTokenizer):
             raise ValueError(
                 f'Invalid input channels: {x.shape[1]}; expected 3 (RGB)')
 
-    def _encode(self, images: Tensor) -> Tensor:
+    def _encode(self,
+                images: Tensor,
+                cells: Optional[Tensor] = None) -> Tensor:
         """HOG features of one chunk of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w).
+            cells (Tensor, optional): Unused: every cell is computed.
 
         Returns:
             Tensor: float32 features of shape (B, h/d, w/d, D).

@@ -121,11 +121,14 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
         self.downsample = patch_size
         self._freeze()
 
-    def _encode(self, images: Tensor) -> Tensor:
+    def _encode(self,
+                images: Tensor,
+                cells: Optional[Tensor] = None) -> Tensor:
         """Ids of one chunk of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w) in [-1, 1].
+            cells (Tensor, optional): Unused: every cell is computed.
 
         Returns:
             Tensor: int64 ids of shape (B, h/16, w/16).

@@ -198,8 +198,13 @@ def test_hog_regression_variant_trains_both_streams():
     feats = model.extract_feat(image['inputs'])
     torch.testing.assert_close(samples[-1].pred_features,
                                model.head.fc(feats)[-1])
-    torch.testing.assert_close(samples[-1].target_features,
-                               model.targets(image['inputs'])[-1])
+    every_cell = model.targets(image['inputs'], all_frames=True)
+    torch.testing.assert_close(samples[-1].target_features, every_cell[-1])
+    # the loss path computes the masked cells only, the same values there
+    masked = image['inputs']['target_mask'].flatten(1)
+    needed = model.targets(image['inputs'])
+    torch.testing.assert_close(needed[masked], every_cell[masked])
+    assert (needed[~masked] == 0).all()
 
 
 def test_two_stream_step_under_bf16_autocast():

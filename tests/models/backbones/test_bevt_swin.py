@@ -103,22 +103,74 @@ def test_bad_inputs_raise_clear_errors():
         BEVTSwinTransformer3D(arch=TINY, out_indices=(2, ))
 
 
+def _output_and_grads(model, x, mask):
+    """Output of a train-mode step and every parameter gradient."""
+    model.zero_grad(set_to_none=True)
+    out = model(x, mask)
+    out.pow(2).sum().backward()
+    return out.detach(), {
+        name: param.grad.clone()
+        for name, param in model.named_parameters() if param.grad is not None
+    }
+
+
 @pytest.mark.parametrize('shape', [(2, 3, 8, 64, 64), (2, 3, 4, 80, 80),
                                    (2, 3, 64, 64), (2, 3, 80, 80)])
-def test_fused_attention_equals_eager(shape):
-    model = tiny_backbone()
+def test_attention_paths_equal_reference(shape):
+    """fused (SDPA) and eager (cheaper bias read) equal mmaction2's
+    WindowAttention3D.forward ('reference'), outputs and gradients."""
+    model = tiny_backbone().train()
     grid = (2, shape[2] // 2, shape[-1] // 16, shape[-1] // 16) \
         if len(shape) == 5 else (2, shape[-1] // 16, shape[-1] // 16)
     x, mask = torch.randn(shape), torch.rand(grid) > 0.5
-    model.fused_attention = True
-    fused = model(x, mask)
-    model.fused_attention = False
-    eager = model(x, mask)
-    torch.testing.assert_close(fused, eager, atol=1e-5, rtol=1e-5)
+    model.fused_attention = 'reference'
+    ref_out, ref_grads = _output_and_grads(model, x, mask)
+    assert any('relative_position_bias_table' in name for name in ref_grads)
+    for kind in (True, False):
+        model.fused_attention = kind
+        out, grads = _output_and_grads(model, x, mask)
+        torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+        assert grads.keys() == ref_grads.keys()
+        for name, grad in grads.items():
+            ref = ref_grads[name]  # float rounding relative to its scale
+            torch.testing.assert_close(
+                grad,
+                ref,
+                atol=2e-4 * ref.abs().max().item(),
+                rtol=0,
+                msg=lambda text, name=name: f'{name}: {text}')
+    eager_out = out
     model.fused_attention = 'auto'  # eager on CPU
-    torch.testing.assert_close(model(x, mask), eager, atol=0, rtol=0)
+    assert model.attention_kind(torch.device('cpu')) == 'eager'
+    assert model.attention_kind(torch.device('cuda')) == 'fused'
+    torch.testing.assert_close(
+        _output_and_grads(model, x, mask)[0], eager_out, atol=0, rtol=0)
     with pytest.raises(ValueError, match='fused_attention'):
         tiny_backbone(fused_attention='yes')
+
+
+def test_relative_position_bias_equals_mmaction_indexing():
+    from mmaction.models.backbones.swin import WindowAttention3D
+
+    from bevt.models.backbones.swin3d_ops import relative_position_bias
+
+    torch.manual_seed(0)
+    attn = WindowAttention3D(24, (2, 3, 3), num_heads=3)
+    torch.nn.init.normal_(attn.relative_position_bias_table)
+    for N in (18, 9):  # full window, and a clamped one (first N positions)
+        index = attn.relative_position_index[:N, :N].reshape(-1)
+        expected = attn.relative_position_bias_table[index].view(N, N,
+                                                                 3).permute(
+                                                                     2, 0, 1)
+        bias = relative_position_bias(attn, N)
+        assert bias.shape == (3, N, N)
+        assert torch.equal(bias, expected)
+        weights = torch.randn(3, N, N)
+        grad, = torch.autograd.grad((bias * weights).sum(),
+                                    attn.relative_position_bias_table)
+        ref, = torch.autograd.grad((expected * weights).sum(),
+                                   attn.relative_position_bias_table)
+        torch.testing.assert_close(grad, ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('size', [64, 80])

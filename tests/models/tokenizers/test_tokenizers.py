@@ -56,7 +56,7 @@ def inner(tok):
         return tok.encoder.encoder
     if isinstance(tok, BEVTHOGTargets):
         return tok.hog
-    return tok.encoder
+    return tok.encoder.blocks.input  # DALL-E: its first convolution
 
 
 @contextmanager
@@ -139,12 +139,86 @@ def test_full_size_defaults_and_grids():
     assert hog(inputs('hog', 1, size=24)).shape == (1, 3, 3, 27)
 
 
-def test_dalle_ids_are_argmax_of_mmpretrain_logits():
-    tok = build('dalle')
-    assert isinstance(tok.encoder, DALLEEncoder)
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize(
+    'encoder',
+    [DALLE_CFG, dict(n_hid=8, vocab_size=32, n_blk_per_group=1)])
+def test_dalle_ids_are_argmax_of_mmpretrain_logits(encoder, channels_last):
+    """Both block implementations give mmpretrain's ids, bitwise; the
+    in-place blocks also give its features bitwise."""
+    torch.manual_seed(0)
+    tok = BEVTDALLETokenizer(encoder=encoder, channels_last=channels_last)
+    assert isinstance(tok.encoder, DALLEEncoder) and tok.inplace
     x = inputs('dalle', 3)
     expected = tok.encoder(x).argmax(dim=1)
     assert torch.equal(tok(x), expected)
+    trunk = nn.Sequential(*list(tok.encoder.blocks.children())[:-1])
+    with torch.no_grad():
+        assert torch.equal(tok._features(x), trunk(x))
+    tok.inplace = False  # mmpretrain's own forward
+    assert torch.equal(tok(x), expected)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_cell_mask_gives_the_needed_cells_only(kind):
+    """Needed cells equal the full targets, the rest is filled, frames with
+    no needed cell are not encoded."""
+    tok = build(kind)
+    fill = 0 if kind == 'hog' else -1
+    clips = inputs(kind, 2, 3, size=64)
+    full = tok(clips)
+    grid = full.shape[2:4]
+    gen = torch.Generator().manual_seed(2)
+    cells = torch.rand((2, 3) + grid, generator=gen) < 0.4
+    cells[0, 1] = False  # a frame with no needed cell
+    cells[1, 2] = True  # a frame with every cell needed
+    with recorded_inputs(inner(tok)) as seen:
+        out = tok(clips, cell_mask=cells)
+    assert sum(batch.shape[0] for batch in seen) == 5
+    assert out.shape == full.shape
+    assert torch.equal(out[cells], full[cells])
+    assert (out[~cells] == fill).all()
+
+    images = inputs(kind, 3, size=64)
+    image_cells = torch.rand((3, ) + grid, generator=gen) < 0.4
+    out = tok(images, cell_mask=image_cells)
+    assert torch.equal(out[image_cells], tok(images)[image_cells])
+    assert (out[~image_cells] == fill).all()
+
+
+def test_dalle_projects_only_the_needed_cells():
+    tok = build('dalle')
+    clips = inputs('dalle', 2, 2, size=64)
+    full = tok(clips)
+    cells = torch.zeros(2, 2, 8, 8, dtype=torch.bool)
+    cells[0, 0, 1:4, 2:6] = True
+    cells[1, 1, 5, 5] = True
+    projected = []
+    conv = tok.encoder.blocks.output.conv
+    handle = conv.register_forward_hook(
+        lambda mod, args, out: projected.append(out))
+    with recorded_inputs(tok.encoder.blocks.output.relu) as relu_inputs:
+        out = tok(clips, cell_mask=cells)
+    handle.remove()
+    assert projected == []  # no 1x1 convolution over every cell
+    assert [tuple(x.shape) for x in relu_inputs] == [(13, 128)]
+    assert torch.equal(out[cells], full[cells])
+    assert (out[~cells] == -1).all()
+
+
+def test_cell_mask_validation():
+    tok = build('dalle')
+    clips = inputs('dalle', 2, 3)  # 32 px: 4 x 4 cells
+    with pytest.raises(ValueError, match='cell_mask dtype'):
+        tok(clips, cell_mask=torch.ones(2, 3, 4, 4))
+    with pytest.raises(ValueError, match='cell_mask shape'):
+        tok(clips, cell_mask=torch.ones(2, 3, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match='cell_mask shape'):
+        tok(clips, cell_mask=torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match='not both'):
+        tok(clips,
+            frame_mask=torch.ones(2, 3, dtype=torch.bool),
+            cell_mask=torch.ones(2, 3, 4, 4, dtype=torch.bool))
 
 
 def test_vqkd_ids_match_mmpretrain_get_tokens():
@@ -448,7 +522,8 @@ def test_registry_build():
     (dict(chunk_size=2.0), 'chunk_size'), (dict(init_cfg='x'), 'init_cfg'),
     (dict(encoder=[16]), 'encoder'), (dict(encoder=dict(bad=1)), 'keys'),
     (dict(encoder=dict(vocab_size=0)), 'encoder.vocab_size'),
-    (dict(encoder=dict(n_hid=1.5)), 'encoder.n_hid')
+    (dict(encoder=dict(n_hid=1.5)), 'encoder.n_hid'),
+    (dict(inplace=1), 'inplace')
 ])
 def test_dalle_bad_args(kwargs, field):
     with pytest.raises(ValueError, match=field):
