@@ -149,6 +149,65 @@ def test_attention_paths_equal_reference(shape):
         tiny_backbone(fused_attention='yes')
 
 
+@pytest.mark.parametrize('per_block', [1, 2, 3, 8])
+@pytest.mark.parametrize('masked', [True, False])
+def test_blocked_eager_attention_equals_mmaction(per_block, masked):
+    """Windows in blocks (shift-mask slices included) give mmaction2's
+    output and gradients."""
+    from mmaction.models.backbones.swin import WindowAttention3D
+
+    from bevt.models.backbones.swin3d_ops import eager_window_attention
+
+    torch.manual_seed(0)
+    attn = WindowAttention3D(16, (2, 2, 2), num_heads=2).train()
+    torch.nn.init.normal_(attn.relative_position_bias_table)
+    x = torch.randn(2 * 4, 8, 16, requires_grad=True)  # B=2, nW=4, N=8
+    mask = torch.where(torch.rand(4, 8, 8) < 0.3, -100., 0.) \
+        if masked else None
+    window_bytes = 2 * 8 * 8 * 4
+
+    def run(fn):
+        attn.zero_grad(set_to_none=True)
+        x.grad = None
+        out = fn()
+        out.pow(2).sum().backward()
+        return [out.detach(), x.grad] + [p.grad for p in attn.parameters()]
+
+    expected = run(lambda: attn(x, mask=mask))
+    blocked = run(lambda: eager_window_attention(
+        attn, x, mask, block_bytes=per_block * window_bytes))
+    for got, ref in zip(blocked, expected):
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_windows_per_block():
+    from bevt.models.backbones.swin3d_ops import windows_per_block
+
+    assert windows_per_block(128, 64, 100, 400) == 4
+    assert windows_per_block(128, 64, 100, 50) == 1  # at least one
+    assert windows_per_block(128, 6, 100, 500) == 3  # a divisor of nW
+    assert windows_per_block(128, 64, 100, 10**6) == 64  # one sample
+    assert windows_per_block(10, 1, 100, 10**6) == 10  # no mask: any
+
+
+def test_backbone_blocked_attention_equals_reference(monkeypatch):
+    """The CPU blocks inside the backbone (forced small) change nothing."""
+    from bevt.models.backbones import swin3d_ops
+
+    model = tiny_backbone().train()
+    x, mask = torch.randn(2, 3, 8, 64, 64), torch.rand(2, 4, 4, 4) > 0.5
+    model.fused_attention = 'reference'
+    ref_out, ref_grads = _output_and_grads(model, x, mask)
+    model.fused_attention = False
+    monkeypatch.setattr(swin3d_ops, 'EAGER_BLOCK_BYTES', 2 * 64 * 64 * 4)
+    out, grads = _output_and_grads(model, x, mask)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    for name, grad in grads.items():
+        ref = ref_grads[name]
+        torch.testing.assert_close(
+            grad, ref, atol=2e-4 * ref.abs().max().item(), rtol=0)
+
+
 def test_relative_position_bias_equals_mmaction_indexing():
     from mmaction.models.backbones.swin import WindowAttention3D
 
