@@ -2,7 +2,7 @@
 """The frozen-tokenizer contract shared by every BEVT target generator."""
 import logging
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -101,8 +101,9 @@ class BEVTTokenizer(BaseModule):
             those of ``None``). Defaults to None.
         channels_last (bool): Convert the encoder weights and each input
             chunk to the ``channels_last`` memory format. Defaults to False.
-        chunk_size (int): Number of images (frames) encoded at once, which
-            bounds the memory of the encoder activations and logits.
+        chunk_size (int | str): Number of images (frames) encoded at once,
+            which bounds the memory of the encoder activations and logits;
+            ``'auto'``: 64 on CUDA, :attr:`cpu_chunk_size` elsewhere.
             Defaults to 64.
         init_cfg (dict | list[dict], optional): Initialization config dict.
             Only ``Pretrained`` is meaningful; subclasses hand it to the
@@ -117,11 +118,13 @@ class BEVTTokenizer(BaseModule):
     downsample: int = 1
     #: bool: Whether the module has weights that must be loaded.
     has_weights: bool = True
+    #: int: Frames per chunk for ``chunk_size='auto'`` off CUDA.
+    cpu_chunk_size: int = 64
 
     def __init__(self,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: int = 64,
+                 chunk_size: Union[int, str] = 64,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__()
         if dtype is not None and dtype not in (*_DTYPES, 'auto'):
@@ -130,7 +133,8 @@ class BEVTTokenizer(BaseModule):
         if not isinstance(channels_last, bool):
             raise ValueError(
                 f'Invalid channels_last: {channels_last!r}; expected a bool')
-        check_int('chunk_size', chunk_size)
+        if chunk_size != 'auto':
+            check_int('chunk_size', chunk_size)
         if init_cfg is not None and not isinstance(init_cfg,
                                                    (dict, list, tuple)):
             raise ValueError(f'Invalid init_cfg: {init_cfg!r}')
@@ -241,6 +245,12 @@ class BEVTTokenizer(BaseModule):
                 else 'float16'
         return None
 
+    def resolved_chunk_size(self, device_type: str) -> int:
+        """``self.chunk_size`` on ``device_type``, with ``'auto'`` resolved."""
+        if self.chunk_size != 'auto':
+            return self.chunk_size
+        return 64 if device_type == 'cuda' else self.cpu_chunk_size
+
     @contextmanager
     def _precision(self, device_type: str) -> Iterator[None]:
         """Autocast context of ``self.dtype`` on ``device_type``."""
@@ -333,8 +343,9 @@ class BEVTTokenizer(BaseModule):
             index = torch.arange(num_frames, device=x.device)
         else:
             index = keep.to(x.device).flatten().nonzero().flatten()
-        for start in range(0, index.numel(), self.chunk_size):
-            chunk = index[start:start + self.chunk_size]  # (<=chunk_size, )
+        step = self.resolved_chunk_size(x.device.type)
+        for start in range(0, index.numel(), step):
+            chunk = index[start:start + step]  # (<= step, )
             out[chunk] = self._encode_frames(
                 self._gather(x, chunk),
                 None if cells is None else cells[chunk])

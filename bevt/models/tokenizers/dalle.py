@@ -1,6 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The DALL-E dVAE encoder as a frozen BEVT tokenizer."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -84,8 +84,12 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             :class:`BEVTTokenizer`. Defaults to None.
         channels_last (bool): Run the convolutions in channels_last memory
             format. Defaults to False.
-        chunk_size (int): Frames encoded at once; a chunk of B frames of
-            112 px holds B x 8192 x 14 x 14 logits. Defaults to 64.
+        chunk_size (int | str): Frames encoded at once; a chunk of B
+            frames of 112 px holds B x 256 x 112 x 112 activations.
+            ``'auto'``: 64 on CUDA, 4 elsewhere (on a 2-core CPU chunks of
+            4 frames encode 20 frames 10-15% faster than one chunk of 20,
+            with the same ids: 51 MB activations stay cache- and
+            allocator-friendly). Defaults to 'auto'.
         inplace (bool): Run the blocks with :func:`encoder_block_inplace`
             rather than mmpretrain's ``forward`` (the official way).
             Defaults to True.
@@ -97,12 +101,13 @@ class BEVTDALLETokenizer(BEVTTokenizer):
     """
 
     downsample = 8
+    cpu_chunk_size = 4
 
     def __init__(self,
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: int = 64,
+                 chunk_size: Union[int, str] = 'auto',
                  inplace: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
