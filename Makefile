@@ -10,11 +10,12 @@ INSTALL_INPUTS := requirements.txt $(wildcard requirements/*.txt) setup.py \
 	pyproject.toml bevt-startup.pth
 LINT_PATHS := bevt tools tests configs projects setup.py
 
-.PHONY: demo test lint pytest dev install clean
+.PHONY: demo test lint pytest dev install clean check-space
 
 # Create or update the environment; bevt is installed editable (so code
 # changes need no reinstall) with its `.mim` symlinks and start-up hook.
 $(STAMP): $(INSTALL_INPUTS)
+	@test -x $(BIN)/python || $(MAKE) --no-print-directory check-space
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements/build.txt
 	$(BIN)/python -m pip install -q -r requirements/runtime.txt \
@@ -23,6 +24,21 @@ $(STAMP): $(INSTALL_INPUTS)
 	@touch $@
 
 dev: $(STAMP)
+
+# A new environment takes about 6.2 GB (pip's torch 2.14.1 is a CUDA build);
+# refuse early, with the numbers, rather than fail half-way in pip.
+VENV_MIN_FREE_MB ?= 6656
+check-space:
+	@parent=$$(dirname "$(abspath $(VENV))"); \
+	while [ ! -d "$$parent" ]; do parent=$$(dirname "$$parent"); done; \
+	free=$$(df -Pm "$$parent" | awk 'NR == 2 {print $$4}'); \
+	if [ "$$free" -lt $(VENV_MIN_FREE_MB) ]; then \
+		echo "error: creating the environment $(VENV) needs about" \
+			"$(VENV_MIN_FREE_MB) MB free, $$parent has $$free MB;" \
+			"free some space or set BEVT_VENV to a folder on another" \
+			"disk (VENV_MIN_FREE_MB=0 skips this check)" >&2; \
+		exit 1; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
