@@ -81,6 +81,10 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
         assert len(values) == 2, (label, values)
         _positive(values, allow_zero=label == 'peak memory MiB')
     assert len(_row(text, 'MFU %')) == 2
+    # the official way encodes all 8 frames + 2 images, ours only those
+    # with a masked cell (at least one image has one)
+    ours, official = _row(text, 'tokenizer frames/iter')
+    assert official == 10.0 and 1.0 <= ours <= 10.0
     assert 'random init' in text and 'no weights downloaded' in text
     assert 'a multiply-add = 2 FLOPs' in text
     assert 'fused_attention=reference' in text

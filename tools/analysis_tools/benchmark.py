@@ -934,10 +934,9 @@ class Variant:
         frame_mask = kwargs.get('frame_mask',
                                 args[1] if len(args) > 1 else None)
         cell_mask = kwargs.get('cell_mask', args[2] if len(args) > 2 else None)
-        if cell_mask is not None:  # frames with at least one needed cell
-            frames = int(cell_mask.flatten(cell_mask.dim() - 2).any(-1).sum())
-        elif frame_mask is not None:
-            frames = int(frame_mask.sum())
+        keep = module.needed_frames(frame_mask, cell_mask)
+        if keep is not None:
+            frames = int(keep.sum())
         else:
             frames = x.shape[0] * (x.shape[2] if x.dim() == 5 else 1)
         self.tokenized['frames'] += frames

@@ -220,6 +220,22 @@ class BEVTTokenizer(BaseModule):
         return mask
 
     @staticmethod
+    def needed_frames(frame_mask: Optional[Tensor] = None,
+                      cell_mask: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Which folded frames :meth:`forward` encodes.
+
+        Args:
+            frame_mask (Tensor, optional): See :meth:`forward`.
+            cell_mask (Tensor, optional): See :meth:`forward`.
+
+        Returns:
+            Tensor, optional: Bool (N*T, ), clip-major; None = every frame.
+        """
+        if cell_mask is not None:  # frames with at least one needed cell
+            return cell_mask.flatten(cell_mask.dim() - 2).any(-1).flatten()
+        return None if frame_mask is None else frame_mask.flatten()
+
+    @staticmethod
     def _gather(x: Tensor, index: Tensor) -> Tensor:
         """Frames ``index`` of the folded batch, without folding ``x``.
 
@@ -325,12 +341,12 @@ class BEVTTokenizer(BaseModule):
                       x.shape[-1] // self.downsample)
         if frame_mask is not None and cell_mask is not None:
             raise ValueError('Give frame_mask or cell_mask, not both')
-        keep = self._check_mask('frame_mask', frame_mask, lead)
+        self._check_mask('frame_mask', frame_mask, lead)
         cells = self._check_mask('cell_mask', cell_mask, lead + cell_shape)
+        keep = self.needed_frames(frame_mask, cells)  # (N*T, ) or None
         num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
         if cells is not None:
             cells = cells.to(x.device).reshape((num_frames, ) + cell_shape)
-            keep = cells.flatten(1).any(1)  # (N*T, )
         if self.target_dims is None:
             out = x.new_full(
                 (num_frames, ) + cell_shape, -1,
@@ -342,7 +358,7 @@ class BEVTTokenizer(BaseModule):
         if keep is None:
             index = torch.arange(num_frames, device=x.device)
         else:
-            index = keep.to(x.device).flatten().nonzero().flatten()
+            index = keep.to(x.device).nonzero().flatten()
         step = self.resolved_chunk_size(x.device.type)
         for start in range(0, index.numel(), step):
             chunk = index[start:start + step]  # (<= step, )

@@ -186,6 +186,20 @@ def test_cell_mask_gives_the_needed_cells_only(kind):
     assert (out[~image_cells] == fill).all()
 
 
+def test_needed_frames():
+    cells = torch.zeros(2, 3, 4, 4, dtype=torch.bool)
+    cells[0, 2, 1, 1] = cells[1, 0] = True
+    expected = torch.tensor([False, False, True, True, False, False])
+    assert torch.equal(BEVTTokenizer.needed_frames(cell_mask=cells), expected)
+    frames = torch.tensor([[True, False, True], [False, False, True]])
+    assert torch.equal(
+        BEVTTokenizer.needed_frames(frame_mask=frames), frames.flatten())
+    assert torch.equal(
+        BEVTTokenizer.needed_frames(cell_mask=cells[:, 0]),
+        torch.tensor([False, True]))  # images
+    assert BEVTTokenizer.needed_frames() is None
+
+
 def test_dalle_projects_only_the_needed_cells():
     tok = build('dalle')
     clips = inputs('dalle', 2, 2, size=64)
