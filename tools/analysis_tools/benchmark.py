@@ -72,6 +72,7 @@ OFFICIAL_SETTINGS = (
     ('model.target_generator.channels_last', False),
     ('model.target_generator.inplace', False),
     ('model.target_generator.chunk_size', 64),  # all frames at once
+    ('model.target_generator.stage_bytes', None),
 )
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 CROP_KEYS = ('size', 'crop_size')

@@ -16,6 +16,7 @@ from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 import bevt.models.tokenizers as tokenizers
 from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
                                     BEVTTokenizer, BEVTVQKDTokenizer)
+from bevt.models.tokenizers.dalle import stage_batch
 from bevt.registry import MODELS
 
 DALLE_CFG = dict(n_hid=16, vocab_size=64)
@@ -334,7 +335,7 @@ def test_chunked_equals_unchunked(kind):
     # 'auto': 64 frames on CUDA, the class's CPU chunk elsewhere
     tok = build(kind, chunk_size='auto')
     assert tok.resolved_chunk_size('cuda') == 64
-    cpu_chunk = 4 if kind == 'dalle' else 64
+    cpu_chunk = 16 if kind == 'dalle' else 64
     assert tok.resolved_chunk_size('cpu') == cpu_chunk
     with recorded_inputs(inner(tok)) as seen:
         assert torch.equal(tok(clips), whole)
@@ -342,11 +343,58 @@ def test_chunked_equals_unchunked(kind):
 
 
 def test_dalle_chunks_auto_by_default():
-    tok = build('dalle')
-    assert tok.chunk_size == 'auto' and tok.resolved_chunk_size('cpu') == 4
+    tok = build('dalle', chunk_size='auto')
+    assert tok.chunk_size == 'auto' and tok.resolved_chunk_size('cpu') == 16
     with recorded_inputs(inner(tok)) as seen:
-        tok(inputs('dalle', 2, 5))
-    assert [batch.shape[0] for batch in seen] == [4, 4, 2]
+        tok(inputs('dalle', 3, 7))
+    # 32-px frames are far below the 32 MiB stage budget: no sub-batches
+    assert [batch.shape[0] for batch in seen] == [16, 5]
+    assert tok.stage_bytes == 'auto'
+    assert tok.resolved_stage_bytes('cpu') == 32 * 1024**2
+    assert tok.resolved_stage_bytes('cuda') is None
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_dalle_stage_sub_batches(channels_last):
+    """Each stage sees sub-batches within ``stage_bytes``; consecutive
+    stages of one size share them; the ids are those of whole chunks and
+    the features equal to float32 rounding (oneDNN may pick another kernel
+    for another batch size)."""
+    stage_names = ['input', 'group_1', 'group_2', 'group_3', 'group_4']
+    clips = inputs('dalle', 2, 5)  # 10 frames of 32 px
+    whole = build('dalle', channels_last=channels_last, stage_bytes=None)
+    tok = build('dalle', channels_last=channels_last, stage_bytes=64 * 1024)
+    # widest activation per frame (n_hid=16): stem and group 1 16 x 32^2,
+    # group 2 32 x 16^2, group 3 64 x 8^2, group 4 128 x 4^2 floats
+    blocks = tok.encoder.blocks
+    seen = {name: [] for name in stage_names}
+    for name in stage_names:  # the first module each stage calls
+        first = blocks.input if name == 'input' else getattr(
+            blocks, name).block_1.res_path.relu_1
+        first.register_forward_pre_hook(
+            lambda mod, args, name=name: seen[name].append(args[0]))
+    out = tok(clips)
+    assert torch.equal(out, whole(clips))
+    sizes = {k: [x.shape[0] for x in v] for k, v in seen.items()}
+    assert sizes == dict(
+        input=[1] * 10,
+        group_1=[1] * 10,
+        group_2=[2] * 5,
+        group_3=[4, 4, 2],
+        group_4=[8, 2])
+    frames = clips.transpose(1, 2).flatten(0, 1)
+    if channels_last:
+        frames = frames.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            tok._features(frames), whole._features(frames), rtol=0, atol=1e-5)
+    # a budget below one frame still runs one frame at a time
+    tok.stage_bytes = 1
+    assert torch.equal(tok(clips), out)
+    assert stage_batch(blocks.group_4, torch.zeros(3, 64, 4, 4), 1) == 1
+    assert stage_batch(blocks.group_4, torch.zeros(3, 64, 4, 4), 8 * 1024) == 1
+    assert stage_batch(blocks.group_4, torch.zeros(3, 64, 4, 4),
+                       3 * 8 * 1024) == 3
 
 
 @pytest.mark.parametrize('kind', ID_KINDS)
@@ -554,7 +602,10 @@ def test_registry_build():
     (dict(encoder=[16]), 'encoder'), (dict(encoder=dict(bad=1)), 'keys'),
     (dict(encoder=dict(vocab_size=0)), 'encoder.vocab_size'),
     (dict(encoder=dict(n_hid=1.5)), 'encoder.n_hid'),
-    (dict(inplace=1), 'inplace')
+    (dict(inplace=1), 'inplace'), (dict(stage_bytes=0), 'stage_bytes'),
+    (dict(stage_bytes='big'), 'stage_bytes'),
+    (dict(stage_bytes=2.5), 'stage_bytes'),
+    (dict(stage_bytes=True), 'stage_bytes')
 ])
 def test_dalle_bad_args(kwargs, field):
     with pytest.raises(ValueError, match=field):
