@@ -119,14 +119,15 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             every stage on the whole chunk. ``'auto'``: 32 MiB off CUDA
             (at 112 px: 2 frames through the stem and group 1, 4 through
             group 2, 8 through group 3, 16 through group 4), None on CUDA.
-            On a 2-core CPU this encodes 20 frames 5% faster than chunks of
-            4 frames through every stage (and 10-15% faster than one chunk
-            of 20): the 112-px activations (12.8 MB per frame) stay small
-            enough for glibc to reuse heap memory instead of mapping fresh
-            pages (its largest mmap threshold is 32 MiB), while the
-            low-resolution groups, whose cost is reading their weights
-            (the 2048 -> 512 3x3 conv has 38 MB), see many frames at once.
-            Like ``chunk_size``, it changes only the batch a convolution
+            On a 2-core CPU the tokenizer is 5% (20 frames alone) to 8%
+            (inside the joint step, ``benchmark.py --compare``) faster than
+            with chunks of 4 frames through every stage, which were 10-15%
+            faster than one chunk of 20: the 112-px activations (12.8 MB per
+            frame) stay small enough for glibc to reuse heap memory instead
+            of mapping fresh pages (its largest mmap threshold is 32 MiB)
+            and the low-resolution groups, whose cost is reading their
+            weights (the 2048 -> 512 3x3 conv has 38 MB), see many frames at
+            once. Like ``chunk_size``, it changes only the batch a convolution
             sees: the features agree to float32 rounding (bitwise, and the
             same ids, for 20 frames of the DALL-E sizes measured here).
             Defaults to 'auto'.
