@@ -343,7 +343,7 @@ def test_chunked_equals_unchunked(kind):
 
 
 def test_dalle_chunks_auto_by_default():
-    tok = build('dalle', chunk_size='auto')
+    tok = build('dalle')
     assert tok.chunk_size == 'auto' and tok.resolved_chunk_size('cpu') == 16
     with recorded_inputs(inner(tok)) as seen:
         tok(inputs('dalle', 3, 7))
