@@ -174,8 +174,8 @@ def eager_window_attention(attn: WindowAttention3D,
             vb) in enumerate(zip(q.split(per), k.split(per), v.split(per))):
         scores = qb @ kb.transpose(-2, -1) + bias  # (per, nH, N, N)
         if mask is not None:
-            start = i * per % windows
-            block_mask = mask[start:start + per] if per < windows else mask
+            start = i * per % windows  # per divides windows
+            block_mask = mask[start:start + per]  # (per, N, N)
             scores = scores.view(-1, block_mask.shape[0], heads, N, N) + \
                 block_mask.unsqueeze(1)
             scores = scores.view(-1, heads, N, N)
