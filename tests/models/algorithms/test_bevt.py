@@ -8,6 +8,7 @@ from mmengine.optim import OptimWrapper
 
 import bevt.models  # noqa: F401  (registers the parts)
 from bevt.registry import MODELS
+from bevt.testing import exact_float32
 
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
 VOCAB = 64
@@ -243,3 +244,58 @@ def test_compiled_backbone_gives_the_same_step(options):
                 grads[name].grad, param.grad, rtol=1e-4, atol=1e-6)
     with pytest.raises(TypeError, match='compile_backbone'):
         tiny_bevt(compile_backbone='yes')
+
+
+#: The "official way" (benchmark.py's OFFICIAL_SETTINGS) as tiny_bevt kwargs.
+OFFICIAL = dict(
+    backbone=dict(fused_attention='reference'),
+    tokenize_all_frames=True,
+    head=dict(gather_masked=False),
+    target_generator=dict(
+        dtype=None,
+        channels_last=False,
+        inplace=False,
+        chunk_size=64,
+        stage_bytes=None))
+
+
+def check_default_step_equals_official_on(device: torch.device) -> None:
+    """A joint step on ``device`` (both streams, losses and backbone
+    gradients) with the default settings equals the official way's in
+    float32; with every default and bfloat16 autocast, as a config trains
+    on CUDA, the losses stay within 5 %."""
+    default = tiny_bevt(target_generator=dict(dtype=None)).to(device)
+    official = tiny_bevt(**OFFICIAL).to(device)
+    official.load_state_dict(default.state_dict())
+    losses = []
+    with exact_float32():
+        for model in (default, official):
+            data = model.data_preprocessor(two_stream_batches(), True)
+            losses.append(model(*data, mode='loss'))
+            model.parse_losses(losses[-1])[0].backward()
+    for key in ('loss_video', 'loss_img'):
+        torch.testing.assert_close(
+            losses[0][key], losses[1][key], atol=1e-5, rtol=1e-5)
+    grads = dict(official.backbone.named_parameters())
+    for name, param in default.backbone.named_parameters():
+        if param.grad is not None:
+            ref = grads[name].grad
+            torch.testing.assert_close(
+                param.grad, ref, atol=1e-3 * ref.abs().max().item(), rtol=0)
+    model = tiny_bevt().to(device)
+    model.load_state_dict(default.state_dict())
+    data = model.data_preprocessor(two_stream_batches(), True)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        half = model(*data, mode='loss')
+    loss = model.parse_losses(half)[0]
+    loss.backward()
+    assert torch.isfinite(loss)
+    for key in ('loss_video', 'loss_img'):
+        reference = losses[1][key].item()
+        assert abs(half[key].item() - reference) < 0.05 * reference, key
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_default_step_equals_official_on_cuda():
+    check_default_step_equals_official_on(torch.device('cuda'))

@@ -7,6 +7,7 @@ from mmaction.models.backbones import SwinTransformer3D
 
 from bevt.models.backbones import BEVTSwinTransformer3D
 from bevt.registry import MODELS
+from bevt.testing import exact_float32, relative_error
 
 TINY = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4])
 
@@ -473,3 +474,51 @@ def test_inflate_from_our_image_only_checkpoint(tmp_path):
     torch.testing.assert_close(
         model.layers[0].blocks[0].attn.relative_position_bias_table,
         src.layers[0].blocks[0].attn.relative_position_bias_table)
+
+
+def check_attention_paths_on(device: torch.device) -> None:
+    """'auto' and eager equal 'reference' on ``device`` in float32
+    (outputs and gradients); under bfloat16 autocast 'auto' is no further
+    from the float32 reference than 'reference' under the same autocast."""
+    model = tiny_backbone().train().to(device)
+    for shape in ((2, 3, 8, 64, 64), (2, 3, 64, 64)):
+        grid = (2, ) + ((shape[2] // 2, ) if len(shape) == 5 else ()) \
+            + (shape[-1] // 16, ) * 2
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(shape, generator=gen).to(device)
+        mask = (torch.rand(grid, generator=gen) > 0.5).to(device)
+        with exact_float32():
+            model.fused_attention = 'reference'
+            ref_out, ref_grads = _output_and_grads(model, x, mask)
+            for kind in ('auto', False):
+                model.fused_attention = kind
+                out, grads = _output_and_grads(model, x, mask)
+                torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=1e-4)
+                for name, ref in ref_grads.items():
+                    torch.testing.assert_close(
+                        grads[name],
+                        ref,
+                        atol=1e-3 * ref.abs().max().item(),
+                        rtol=0,
+                        msg=lambda text, name=name: f'{name}: {text}')
+        errors = {}  # bfloat16 error of each path against float32
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            for kind in ('reference', 'auto'):
+                model.fused_attention = kind
+                out, grads = _output_and_grads(model, x, mask)
+                errors[kind] = [relative_error(out, ref_out)] + [
+                    relative_error(grads[name], ref)
+                    for name, ref in ref_grads.items()
+                ]
+        assert errors['reference'][0] < 3e-2
+        for name, fused, ref in zip(['output'] + list(ref_grads),
+                                    errors['auto'], errors['reference']):
+            assert fused < 2 * ref + 2e-2, (name, fused, ref)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_attention_paths_on_cuda():
+    """On CUDA 'auto' is the fused path (scaled_dot_product_attention)."""
+    assert tiny_backbone().attention_kind(torch.device('cuda')) == 'fused'
+    check_attention_paths_on(torch.device('cuda'))

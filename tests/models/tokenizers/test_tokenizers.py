@@ -18,6 +18,7 @@ from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
                                     BEVTTokenizer, BEVTVQKDTokenizer)
 from bevt.models.tokenizers.dalle import stage_batch
 from bevt.registry import MODELS
+from bevt.testing import exact_float32
 
 DALLE_CFG = dict(n_hid=16, vocab_size=64)
 VIT_CFG = dict(
@@ -650,3 +651,37 @@ def test_bad_inputs():
         hog(torch.rand(1, 3, 32, 64))
     with pytest.raises(ValueError, match='channels'):
         hog(torch.rand(1, 1, 32, 32))
+
+
+def check_dalle_defaults_on(device: torch.device) -> None:
+    """The DALL-E tokenizer as the configs set it on ``device`` ('auto'
+    precision, chunks and stage sub-batches; only the cells of masked
+    tokens) against the official way: float32, every frame in one batch."""
+    official = build(
+        'dalle',
+        dtype=None,
+        channels_last=False,
+        inplace=False,
+        chunk_size=64,
+        stage_bytes=None).to(device)
+    clips = inputs('dalle', 2, 6, size=64).to(device)
+    gen = torch.Generator().manual_seed(3)
+    with exact_float32():
+        full = official(clips)
+        cells = torch.rand((2, 6) + full.shape[2:], generator=gen) < 0.4
+        cells[0, 2] = False  # a frame that is not encoded
+        cells = cells.to(device)
+        out = build('dalle', dtype=None).to(device)(clips, cell_mask=cells)
+        assert torch.equal(out[cells], full[cells])
+        assert (out[~cells] == -1).all()
+    out = build('dalle', dtype='auto').to(device)(clips, cell_mask=cells)
+    assert (out[~cells] == -1).all()
+    assert (out[cells] == full[cells]).float().mean() > 0.9
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_dalle_defaults_on_cuda():
+    tok = build('dalle', dtype='auto')
+    assert tok.resolved_dtype('cuda') in ('bfloat16', 'float16')
+    check_dalle_defaults_on(torch.device('cuda'))

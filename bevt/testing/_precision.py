@@ -1,0 +1,28 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Test helpers for comparing paths in float32 and reduced precision."""
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+
+@contextmanager
+def exact_float32() -> Iterator[None]:
+    """Plain float32 matrix products and convolutions on CUDA (no TF32,
+    which PyTorch allows for cuDNN convolutions by default)."""
+    saved = (torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved
+
+
+def relative_error(value: Tensor, reference: Tensor) -> float:
+    """``|value - reference| / |reference|`` (Frobenius norms, float32)."""
+    reference = reference.float()
+    return ((value.float() - reference).norm() / reference.norm()).item()
