@@ -105,9 +105,12 @@ test_cfg = None
 # AdamW 5e-4, weight decay 0.05 (not on norms and relative-position tables;
 # biases, mask token, decoders and head are decayed, as officially); apex O1
 # in the official run: fp16 with a dynamic loss scale ('bfloat16' is safer
-# where supported: optim_wrapper.dtype='bfloat16')
+# where supported: optim_wrapper.dtype='bfloat16'). BEVTOptimWrapperConstructor
+# gives each parameter mmengine's settings, in one param group per distinct
+# setting (2 instead of 344 for Swin-B: fewer optimizer kernels per step)
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    constructor='BEVTOptimWrapperConstructor',
     loss_scale='dynamic',
     accumulative_counts=2,
     optimizer=dict(

@@ -80,6 +80,8 @@ def test_batches_loop_and_data(cfg):
 def test_optimisation(cfg):
     ow = cfg.optim_wrapper
     assert ow.type == 'AmpOptimWrapper' and ow.loss_scale == 'dynamic'
+    # mmengine's per-parameter settings, one param group per distinct one
+    assert ow.constructor == 'BEVTOptimWrapperConstructor'
     assert ow.accumulative_counts == 2
     assert ow.optimizer.type == 'AdamW'
     assert ow.optimizer.lr == 5e-4 and ow.optimizer.weight_decay == 0.05

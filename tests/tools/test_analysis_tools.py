@@ -66,7 +66,8 @@ def compare_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('benchmark') / 'numbers.json'
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--videos',
                 '1', '--images', '2', '--compare', 'official', '--json',
-                str(out), '--peak-tflops', '1', *FAST)
+                str(out), '--peak-tflops', '1', '--profile',
+                str(out.with_name('profile.txt')), *FAST)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout, json.loads(out.read_text())
 
@@ -90,6 +91,11 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert 'fused_attention=reference' in text
     assert 'tokenize_all_frames=True' in text
     assert 'gather_masked=False' in text
+    # the config merges param groups; the official way has one per parameter
+    assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in text
+    groups = re.findall(r'^optimizer \((\w+)\): .*?(\d+) param groups', text,
+                        re.M)
+    assert len(groups) == 2 and int(groups[0][1]) < int(groups[1][1]), groups
     assert 'batch: 1 clip(s) 3x8x64x64' in text
     assert '2 image(s) 3x64x64' in text
     match = re.search(
@@ -124,13 +130,25 @@ def test_benchmark_writes_json(compare_run):
     _positive([numbers['ratios']['step_speedup']])
 
 
+def test_benchmark_profile(compare_run):
+    text, _ = compare_run
+    path = re.search(r'^profile written to (.+)$', text, re.M).group(1)
+    with open(path) as file:
+        profile = file.read()
+    for name in ('default', 'official'):
+        section = profile.split(f'== {name}: operators by '
+                                'self_cpu_time_total')[1]
+        assert 'aten::' in section and 'Self CPU time total' in section
+
+
 def test_benchmark_backbone_only_with_size_overrides():
     arch = '{"embed_dims":16,"depths":[1,1,2,1],"num_heads":[1,2,2,4]}'
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--backbone-only',
                 '--videos', '1', '--arch', arch, '--clip-len', '4', '--crop',
-                '32', *FAST)
+                '32', '--amp', 'bf16', *FAST)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
+    assert 'precision: torch.autocast(cpu, torch.bfloat16)' in text
     assert 'input: 1 clip(s) 3x4x32x32' in text
     assert re.search(r'^\s+bevt\s+mmaction2\s*$', text, re.M), text
     for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs'):

@@ -74,6 +74,11 @@ OFFICIAL_SETTINGS = (
     ('model.target_generator.chunk_size', 64),  # all frames at once
     ('model.target_generator.stage_bytes', None),
 )
+#: ... and as the optimizer wrapper's constructor: one param group per
+#: parameter (mmcv's and mmengine's default constructors), applied where the
+#: config names ours.
+OFFICIAL_CONSTRUCTOR = ('BEVTOptimWrapperConstructor',
+                        'DefaultOptimWrapperConstructor')
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 CROP_KEYS = ('size', 'crop_size')
 MIB = 1024.**2
@@ -127,7 +132,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--official',
         action='store_true',
         help='run "the official way": ' +
-        ', '.join(f'{k.split(".")[-1]}={v}' for k, v in OFFICIAL_SETTINGS))
+        ', '.join(f'{k.split(".")[-1]}={v}' for k, v in OFFICIAL_SETTINGS) +
+        f', one param group per parameter ({OFFICIAL_CONSTRUCTOR[1]})')
     parser.add_argument(
         '--compare',
         nargs='+',
@@ -151,7 +157,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         choices=['none', 'bf16', 'fp16'],
         help='mixed precision: "none" forces float32, "bf16"/"fp16" an '
         'AmpOptimWrapper (on a CPU: autocast without loss scaling); '
-        'default: as the config\'s optim_wrapper')
+        'default: as the config\'s optim_wrapper; with --backbone-only: '
+        'autocast of the forward, default float32')
     parser.add_argument(
         '--seed', type=int, default=0, help='seed of weights and batches')
     parser.add_argument(
@@ -161,6 +168,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'numbers on a busy machine, where OpenMP threads spin-wait')
     parser.add_argument(
         '--json', metavar='OUT', help='also write the numbers to this file')
+    parser.add_argument(
+        '--profile',
+        metavar='OUT',
+        help='after the timing, profile one more step of each variant with '
+        'torch.profiler and write its operator tables (by device time and '
+        'by CPU time) to this text file')
     parser.add_argument(
         '--peak-tflops',
         type=float,
@@ -470,6 +483,11 @@ def apply_official(cfg: Any) -> List[str]:
             continue
         parent[path[-1]] = value
         applied.append(f'{".".join(path[1:])}={value}')
+    wrapper = cfg.get('optim_wrapper')
+    ours, default = OFFICIAL_CONSTRUCTOR
+    if wrapper is not None and wrapper.get('constructor') == ours:
+        wrapper['constructor'] = default
+        applied.append(f'optim_wrapper.constructor={default}')
     return applied
 
 
@@ -829,7 +847,8 @@ def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
         try:
             wrapper = build_optim_wrapper(model, wrapper_cfg)
             desc = (f'{type(wrapper).__name__}('
-                    f'{type(wrapper.optimizer).__name__}')
+                    f'{type(wrapper.optimizer).__name__}, '
+                    f'{len(wrapper.optimizer.param_groups)} param groups')
             cast = getattr(wrapper, 'cast_dtype', None)
             if type(wrapper).__name__ == 'AmpOptimWrapper':
                 desc += f', {cast or "float16"} autocast'
@@ -853,7 +872,8 @@ def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
             k: v
             for k, v in plain.items() if v is not None
         })
-        desc = (f'plain OptimWrapper({type(wrapper.optimizer).__name__}, the '
+        desc = (f'plain OptimWrapper({type(wrapper.optimizer).__name__}, '
+                f'{len(wrapper.optimizer.param_groups)} param groups, the '
                 'config\'s optimizer, no AmpOptimWrapper)')
     except Exception:  # noqa: BLE001  (any config problem: plain AdamW)
         wrapper = OptimWrapper(
@@ -1064,6 +1084,36 @@ class Variant:
         return out
 
 
+def profile_steps(variants: List[Any], data: Any, path: str) -> None:
+    """Profile one train step of each variant (after one untimed step) and
+    write torch.profiler's operator tables to ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = variants[0].device.type == 'cuda'
+    activities = [ProfilerActivity.CPU
+                  ] + ([ProfilerActivity.CUDA] if cuda else [])
+    sorts = (['self_cuda_time_total'] if cuda else []) + \
+        ['self_cpu_time_total']
+    lines = []
+    for variant in variants:
+        variant.step(data, False)
+        with profile(activities=activities) as prof:
+            variant.step(data, False)
+            torch.cuda.synchronize() if cuda else None
+        table = prof.key_averages()
+        for sort in sorts:
+            lines += [
+                f'== {variant.name}: operators by {sort}',
+                table.table(sort_by=sort, row_limit=40), ''
+            ]
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as file:
+        file.write('\n'.join(lines))
+    print(f'profile written to {path}')
+
+
 def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
                     warmup: int, step_fn: Callable[[Any, Any, bool],
                                                    None]) -> None:
@@ -1239,9 +1289,13 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                 gflops = counter.get_total_flops() / 1e9
             self.gflops = gflops
 
+    cast = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+
     def train_step(runner):
         runner.module.zero_grad(set_to_none=True)
-        runner.fn(x).float().sum().backward()
+        with torch.autocast(device.type, dtype=cast, enabled=cast is not None):
+            feature = runner.fn(x)
+        feature.float().sum().backward()
 
     def step(runner, _, record):
         sync()
@@ -1267,6 +1321,9 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
           f'(out_indices=({depth - 1},)), same weights '
           f'({len(result.unexpected_keys)} BEVT-only entries not loaded)')
     print(f'eval-mode outputs agree: max |diff| = {diff:.3g}')
+    print('precision: ' + (f'torch.autocast({device.type}, {cast})'
+                           if cast is not None else 'float32 (--amp bf16 or '
+                           'fp16 to autocast)'))
     print(f'memory: {runners[0].memory.method}')
     print(f'timing: {args.iters} iterations after {args.warmup} warm-up, '
           'forward + backward of the feature sum, interleaved\n')
@@ -1461,6 +1518,8 @@ def _main(args: argparse.Namespace) -> int:
     for variant in variants:
         variant.measure_memory(steps[0])
     results = [v.summary(counts, args.peak_tflops) for v in variants]
+    if args.profile:
+        profile_steps(variants, steps[0], args.profile)
     print(step_report(results, args.peak_tflops))
     if noise_warning(results):
         print(noise_warning(results))

@@ -17,6 +17,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm, _InstanceNorm
 
 from bevt.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from .merged_groups import merge_param_groups
 
 NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm)
 
@@ -174,7 +175,8 @@ class BEVTSwin3DLayerDecayConstructor(DefaultOptimWrapperConstructor):
                    module: nn.Module,
                    prefix: str = '',
                    **kwargs) -> None:
-        """Add one param group per trainable parameter of ``module``.
+        """Add the param groups of ``module``: one per distinct (lr,
+        weight decay), see :func:`merge_param_groups`.
 
         Args:
             params (list[dict]): Param groups, extended in place.
@@ -206,6 +208,7 @@ class BEVTSwin3DLayerDecayConstructor(DefaultOptimWrapperConstructor):
                 params.append(param_group)
                 row = (group, depth, lr_mult, decay_mult)
                 rows[row] = rows.get(row, 0) + 1
+        params[:] = merge_param_groups(params)
         self._log_table(rows, max(depths.values()))
 
     def _log_table(self, rows: Dict[Tuple[str, int, float, float], int],

@@ -85,6 +85,7 @@ val_cfg = None
 test_cfg = None
 
 optim_wrapper = dict(
+    constructor='BEVTOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(

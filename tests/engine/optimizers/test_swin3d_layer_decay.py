@@ -286,3 +286,16 @@ def test_no_decay_rules_are_configurable(model):
     assert groups[block + 'attn.proj.bias'][1] == BASE_WD * 0.5
     assert groups[block + 'attn.relative_position_bias_table'][1] == BASE_WD
     assert groups[block + 'attn.qkv.weight'][1] == 0.
+
+
+def test_one_group_per_distinct_setting(model):
+    """Parameters of equal (lr, weight decay) share a param group (fewer
+    optimizer kernels), and every parameter is in exactly one."""
+    wrapper = build(model, layer_decay_rate=RATE)
+    groups = wrapper.optimizer.param_groups
+    settings = [(g['lr'], g['weight_decay']) for g in groups]
+    assert len(settings) == len(set(settings))
+    # 28 backbone depths x (decayed, not decayed) + the head's two
+    assert len(groups) == 28 * 2 + 2
+    ids = [id(p) for g in groups for p in g['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
