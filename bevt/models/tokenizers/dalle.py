@@ -16,6 +16,34 @@ _DALLE_KEYS = ('group_count', 'n_hid', 'n_blk_per_group', 'input_channels',
                'vocab_size', 'device')
 
 
+def dalle_conv(conv: Conv2d, x: Tensor) -> Tensor:
+    """mmpretrain's DALL-E ``Conv2d`` on ``x``, without its casts under an
+    autocast.
+
+    That ``Conv2d`` casts its input and weights on every call: to float16 on
+    CUDA, to float32 elsewhere. Inside an autocast of another dtype (the
+    tokenizer's ``dtype='bfloat16'``) autocast then casts them once more,
+    so each convolution copies its whole input twice (on an H200 the
+    tokenizer of a BEVT step took as long as the official float16 way's on
+    fewer frames). Under an autocast this convolves ``x`` directly, so
+    autocast casts once, straight to its dtype; without one it is the
+    module's own forward (float16 convolutions on CUDA, as OpenAI's code).
+    On CPU the result is bitwise the module's: bfloat16 -> float32 ->
+    bfloat16 is exact.
+
+    Args:
+        conv (Conv2d): mmpretrain's DALL-E convolution (``w``, ``b``,
+            ``kw``).
+        x (Tensor): Input of shape (B, C_in, h, w).
+
+    Returns:
+        Tensor: Shape (B, C_out, h, w).
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        return F.conv2d(x, conv.w, conv.b, padding=(conv.kw - 1) // 2)
+    return conv(x)
+
+
 def encoder_block_inplace(block: EncoderBlock, x: Tensor) -> Tensor:
     """``EncoderBlock.forward`` with in-place ReLUs and residual add.
 
@@ -35,11 +63,12 @@ def encoder_block_inplace(block: EncoderBlock, x: Tensor) -> Tensor:
         Tensor: Shape (B, C_out, h, w).
     """
     res = block.res_path
-    out = res.conv_1(res.relu_1(x)).relu_()
-    out = res.conv_2(out).relu_()
-    out = res.conv_3(out).relu_()
-    out = res.conv_4(out).mul_(block.post_gain)
-    shortcut = block.id_path(x)
+    out = dalle_conv(res.conv_1, res.relu_1(x)).relu_()
+    out = dalle_conv(res.conv_2, out).relu_()
+    out = dalle_conv(res.conv_3, out).relu_()
+    out = dalle_conv(res.conv_4, out).mul_(block.post_gain)
+    shortcut = block.id_path(x) if not isinstance(
+        block.id_path, Conv2d) else dalle_conv(block.id_path, x)
     if torch.result_type(shortcut, out) != out.dtype:  # e.g. fp16 + fp32
         return shortcut + out
     return out.add_(shortcut)
@@ -84,13 +113,13 @@ class BEVTDALLETokenizer(BEVTTokenizer):
     pixels with ``mean=[-31.875] * 3`` and ``std=[318.75] * 3`` (no ImageNet
     normalisation), on the 112-px Lanczos tokenizer view.
 
-    Precision: on CUDA, mmpretrain's DALL-E ``Conv2d`` casts its input and
-    weights to float16 itself for every convolution except the final 1x1
-    one (as OpenAI's code does), whatever ``dtype`` is; ``dtype`` then
-    decides the precision of the final convolution (and, for
-    ``'bfloat16'``, autocast re-casts the other convolutions to bfloat16).
-    On CPU, ``dtype=None`` is full float32. CPU and GPU ids can differ
-    slightly.
+    Precision: with ``dtype=None`` mmpretrain's DALL-E ``Conv2d`` decides:
+    on CUDA it casts its input and weights to float16 for every
+    convolution except the final 1x1 one (as OpenAI's code does), on CPU
+    everything is float32. With a ``dtype`` the convolutions run in that
+    dtype under autocast, cast once (:func:`dalle_conv`; with
+    ``inplace=False`` the module's casts stay and autocast re-casts after
+    them). CPU and GPU ids can differ slightly.
 
     Speed: the blocks run with in-place ReLUs and residual adds
     (:func:`encoder_block_inplace`, bitwise the same ids), and when
@@ -187,8 +216,10 @@ class BEVTDALLETokenizer(BEVTTokenizer):
 
     def _run_stage(self, name: str, stage: nn.Module, x: Tensor) -> Tensor:
         """One stage (stem or group) on a batch of shape (B, C, h, w)."""
-        if not self.inplace or name == 'input':
+        if not self.inplace:
             return stage(x)
+        if isinstance(stage, Conv2d):  # the stem
+            return dalle_conv(stage, x)
         for layer in stage.children():  # block_1, ..., [pool]
             x = encoder_block_inplace(layer, x) if isinstance(
                 layer, EncoderBlock) else layer(x)
@@ -238,8 +269,10 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         """
         output = self.encoder.blocks.output  # ReLU + 1x1 conv to the vocab
         feats = self._features(images)  # (B, C, h/8, w/8)
-        if cells is None:
-            return output(feats).argmax(dim=1)  # (B, vocab_size, ...) logits
+        if cells is None:  # (B, vocab_size, h/8, w/8) logits
+            logits = dalle_conv(output.conv, output.relu(feats)) \
+                if self.inplace else output(feats)
+            return logits.argmax(dim=1)
         ids = torch.full(
             cells.shape, -1, dtype=torch.long, device=images.device)
         picked = output.relu(feats.permute(0, 2, 3, 1)[cells])  # (M, C)

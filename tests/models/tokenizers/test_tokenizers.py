@@ -2,6 +2,7 @@
 import copy
 import logging
 from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
 from mmpretrain.models.selfsup.beit import VQKD
-from mmpretrain.models.selfsup.cae import DALLEEncoder
+from mmpretrain.models.selfsup.cae import Conv2d, DALLEEncoder
 from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 
 import bevt.models.tokenizers as tokenizers
@@ -159,6 +160,41 @@ def test_dalle_ids_are_argmax_of_mmpretrain_logits(encoder, channels_last):
         assert torch.equal(tok._features(x), trunk(x))
     tok.inplace = False  # mmpretrain's own forward
     assert torch.equal(tok(x), expected)
+
+
+def test_dalle_conv_casts_once_under_autocast():
+    """Under the tokenizer's autocast the in-place path convolves directly
+    (mmpretrain's Conv2d.forward, which casts to float32 or float16 first,
+    is not called) and gives bitwise mmpretrain's features and ids on the
+    CPU; without an autocast it is the module's own forward."""
+    torch.manual_seed(0)
+    tok = BEVTDALLETokenizer(encoder=DALLE_CFG, dtype='bfloat16')
+    x = inputs('dalle', 3)
+    trunk = nn.Sequential(*list(tok.encoder.blocks.children())[:-1])
+    calls = []
+    original = Conv2d.forward
+
+    def counted(self, inp):
+        calls.append(inp.dtype)
+        return original(self, inp)
+
+    with mock.patch.object(Conv2d, 'forward', counted):
+        ids = tok(x)
+        assert calls == []  # the final projection is F.linear
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+            features = tok._features(x)
+            calls.clear()
+            expected = trunk(x)
+        assert len(calls) == len(
+            [m for m in trunk.modules() if isinstance(m, Conv2d)])
+        assert features.dtype == torch.bfloat16
+        assert torch.equal(features, expected)
+        tok.inplace = False  # mmpretrain's forward under the autocast
+        assert torch.equal(tok(x), ids)
+        tok.inplace, tok.dtype = True, None
+        calls.clear()
+        tok(x)
+        assert calls and set(calls) == {torch.float32}
 
 
 @pytest.mark.parametrize('kind', KINDS)
@@ -404,7 +440,10 @@ def test_reduced_precision(kind):
     full = build(kind)(clips)
     tok = build(kind, dtype='bfloat16')
     autocast = []
-    inner(tok).register_forward_pre_hook(lambda mod, args: autocast.append(
+    # DALL-E: under an autocast its convolutions bypass the modules
+    # (dalle_conv), its pooling does not
+    probe = tok.encoder.blocks.group_1.pool if kind == 'dalle' else inner(tok)
+    probe.register_forward_pre_hook(lambda mod, args: autocast.append(
         (torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu'))))
     ids = tok(clips)
     assert autocast and set(autocast) == {(True, torch.bfloat16)}
