@@ -204,3 +204,33 @@ def test_device_autocast_and_registry():
             assert value.device.type == 'meta', key
         assert stream['inputs']['target_mask'].dtype == torch.bool
         assert stream['data_samples'][0].input_mask.device.type == 'meta'
+
+
+def test_one_copy_per_batch_to_the_device(monkeypatch):
+    """The samples are stacked where they are and each batch tensor is
+    moved once (not once per sample); the data samples' masks are views of
+    the moved batch masks, and the caller's samples are left alone."""
+    pre = BEVTDataPreprocessor(mean=MEAN, std=STD).to('meta')
+    batch = make_batch(n=3)
+    moved = []
+    original = torch.Tensor.to
+
+    def recording_to(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.device.type == 'cpu' and out.device.type == 'meta':
+            moved.append(tuple(self.shape))
+        return out
+
+    monkeypatch.setattr(torch.Tensor, 'to', recording_to)
+    out = pre(batch)
+    monkeypatch.undo()
+    assert sorted(moved) == sorted([(3, 3, 4, 64, 64), (3, 3, 4, 32, 32),
+                                    (3, 2, 4, 4), (3, 4, 4, 4)])
+    samples = out['data_samples']
+    for i, sample in enumerate(samples):
+        for key in ('input_mask', 'target_mask'):
+            view = getattr(sample, key)
+            assert view.device.type == 'meta'
+            assert view.shape == out['inputs'][key].shape[1:]
+            assert view._base is out['inputs'][key], key
+    assert batch['data_samples'][0].input_mask.device.type == 'cpu'
