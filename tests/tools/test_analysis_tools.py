@@ -141,6 +141,24 @@ def test_benchmark_profile(compare_run):
         assert 'aten::' in section and 'Self CPU time total' in section
 
 
+def test_benchmark_cpu_fallback_keeps_the_constructor():
+    """On a CPU the stage-2 config's AmpOptimWrapper falls back to a plain
+    OptimWrapper that still uses the config's constructor (merged param
+    groups); the official way keeps one group per parameter."""
+    arch = '{"embed_dims":16,"depths":[1,1,1,1],"num_heads":[1,1,1,1]}'
+    proc = _run(BENCHMARK, 'configs/bevt/pretrain.py', '--videos', '1',
+                '--images', '1', '--arch', arch, '--clip-len', '4', '--crop',
+                '64', '--tokenizer-n-hid', '8', '--compare', 'official',
+                '--iters', '1', '--warmup', '0')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    groups = dict(
+        re.findall(
+            r'^optimizer \((\w+)\): plain OptimWrapper\(AdamW, '
+            r'(\d+) param groups', proc.stdout, re.M))
+    assert groups['default'] == '2', proc.stdout
+    assert int(groups['official']) > 20, proc.stdout
+
+
 def test_benchmark_backbone_only_with_size_overrides():
     arch = '{"embed_dims":16,"depths":[1,1,2,1],"num_heads":[1,2,2,4]}'
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--backbone-only',
@@ -193,3 +211,29 @@ def test_print_config():
     proc = _run(PRINT_CONFIG, 'configs/missing.py')
     assert proc.returncode == 2
     assert 'config not found' in proc.stderr
+
+
+def test_flops_counted_with_compiled_modules_eager():
+    """The FLOP count runs compiled modules eagerly (a frame met first under
+    FlopCounterMode may stay uncompiled) and leaves them compiled."""
+    import importlib.util
+
+    import torch
+    import torch.nn as nn
+
+    spec = importlib.util.spec_from_file_location(
+        'bevt_benchmark', osp.join(REPO_ROOT, BENCHMARK))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    net[0].compile(backend='eager')
+    impl = net[0]._compiled_call_impl
+    with bench.eager_modules(net):
+        assert net[0]._compiled_call_impl is None
+        with bench.flop_counter() as counter:
+            net(torch.randn(3, 4))
+    assert net[0]._compiled_call_impl is impl
+    assert counter.get_total_flops() == 2 * 3 * 4 * (4 + 2)
+    before = bench.compiled_graphs()
+    net(torch.randn(3, 4))
+    assert bench.compiled_graphs() == before + 1

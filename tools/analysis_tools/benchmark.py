@@ -772,6 +772,34 @@ def flop_counter() -> Any:
     return FlopCounterMode(display=False, depth=None, custom_mapping=mapping)
 
 
+@contextmanager
+def eager_modules(model: Any) -> Iterator[None]:
+    """Run the modules compiled with ``nn.Module.compile`` eagerly inside.
+
+    For the FLOP count: a compiled frame first met under a dispatch mode
+    (``FlopCounterMode``) is not compiled, and the PyTorch 2.11 of an H200
+    then left the backbone eager for good (``compile_backbone=True`` timed
+    like the eager one, no graph captured); the eager module has the same
+    FLOPs.
+    """
+    compiled = [(m, m._compiled_call_impl) for m in model.modules()
+                if getattr(m, '_compiled_call_impl', None) is not None]
+    for module, _ in compiled:
+        module._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for module, impl in compiled:
+            module._compiled_call_impl = impl
+
+
+def compiled_graphs() -> int:
+    """Graphs ``torch.compile`` has captured in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters['stats'].get('unique_graphs', 0))
+
+
 def module_flops(counter: Any, name: str) -> int:
     """FLOPs counted inside the module called ``name`` (0 if never run)."""
     return int(sum(counter.get_flop_counts().get(name, {}).values()))
@@ -864,6 +892,7 @@ def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
         fallback = 'the config has no optim_wrapper.optimizer'
     plain = dict(
         type='OptimWrapper',
+        constructor=wrapper_cfg.get('constructor'),
         optimizer=wrapper_cfg.get('optimizer'),
         paramwise_cfg=wrapper_cfg.get('paramwise_cfg'),
         clip_grad=wrapper_cfg.get('clip_grad'))
@@ -1003,7 +1032,7 @@ class Variant:
         root = type(self.model).__name__
         with torch.no_grad():
             data = self.model.data_preprocessor(step, True)
-            with flop_counter() as counter:
+            with eager_modules(self.model), flop_counter() as counter:
                 _run_loss(self.model, data)
         self._timers(True)
         total = counter.get_total_flops()
@@ -1521,6 +1550,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.profile:
         profile_steps(variants, steps[0], args.profile)
     print(step_report(results, args.peak_tflops))
+    if any(getattr(v.model, 'compile_backbone', False) for v in variants):
+        graphs = compiled_graphs()
+        print(f'torch.compile: {graphs} graph(s) captured' +
+              (' - none: the compiled backbone ran eagerly'
+               if not graphs else ''))
     if noise_warning(results):
         print(noise_warning(results))
     payload = dict(
