@@ -8,17 +8,26 @@ module it fixes is imported (the fix module itself is imported only then):
 - :mod:`.checkpoint`: mmengine checkpoints under torch >= 2.6, with
   ``weights_only`` kept on;
 - :mod:`.config_pkg`: ``bevt::`` config paths;
+- :mod:`.multimodal`: mmaction's and mmpretrain's multi-modal imports under
+  transformers >= 5;
 - :mod:`.versions`: the tested version ranges of mmengine, mmcv, mmaction.
 """
 from . import import_hooks
 
 # module being fixed -> the fix that runs right after it is imported
 POST_IMPORT_FIXES = {
-    'mmaction': 'bevt.compat.versions:check_versions',
-    'mmengine.config.utils': 'bevt.compat.config_pkg:register_package',
+    'mmaction':
+    'bevt.compat.versions:check_versions',
+    'mmengine.config.utils':
+    'bevt.compat.config_pkg:register_package',
     'mmengine.config.config':
     'bevt.compat.config_pkg:patch_get_installed_path',
-    'mmengine.runner.checkpoint': 'bevt.compat.checkpoint:use_safe_loader',
+    'mmengine.runner.checkpoint':
+    'bevt.compat.checkpoint:use_safe_loader',
+    'mmaction.utils.dependency':
+    'bevt.compat.multimodal:disable_broken_multimodal',
+    'mmpretrain.utils.dependency':
+    'bevt.compat.multimodal:disable_broken_multimodal',
 }
 # missing module -> (filler of the placeholder, is it a package)
 PLACEHOLDERS = {
