@@ -23,13 +23,14 @@ def dalle_conv(conv: Conv2d, x: Tensor) -> Tensor:
     That ``Conv2d`` casts its input and weights on every call: to float16 on
     CUDA, to float32 elsewhere. Inside an autocast of another dtype (the
     tokenizer's ``dtype='bfloat16'``) autocast then casts them once more,
-    so each convolution copies its whole input twice (on an H200 the
-    tokenizer of a BEVT step took as long as the official float16 way's on
-    fewer frames). Under an autocast this convolves ``x`` directly, so
-    autocast casts once, straight to its dtype; without one it is the
-    module's own forward (float16 convolutions on CUDA, as OpenAI's code).
-    On CPU the result is bitwise the module's: bfloat16 -> float32 ->
-    bfloat16 is exact.
+    so each convolution copies its whole input twice. Under an autocast
+    this convolves ``x`` directly, so autocast casts once, straight to its
+    dtype; without one it is the module's own forward (float16
+    convolutions on CUDA, as OpenAI's code). On an H200 the 96 views of a
+    BEVT step (4 clips + 32 images, 112 px) took 25 ms instead of 37 ms
+    (the official float16 way: 34 ms). On CPU the result is bitwise the
+    module's (bfloat16 -> float32 -> bfloat16 is exact); on CUDA the
+    weights are rounded to bfloat16 once rather than through float16.
 
     Args:
         conv (Conv2d): mmpretrain's DALL-E convolution (``w``, ``b``,
