@@ -186,6 +186,10 @@ def test_benchmark_reports_bad_arguments():
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--compare', 'nonsense')
     assert proc.returncode == 2
     assert 'Invalid --compare item' in proc.stderr
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--backbone-only',
+                '--profile', 'profile.txt')
+    assert proc.returncode == 2
+    assert '--profile profiles the full step' in proc.stderr
 
 
 def test_get_flops():

@@ -204,6 +204,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if value is not None and value < low:
             parser.error(f'--{name.replace("_", "-")} must be >= {low}, '
                          f'got {value}')
+    if args.profile and args.backbone_only:
+        parser.error('--profile profiles the full step; it does not work '
+                     'with --backbone-only')
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         parser.error(f'--peak-tflops must be > 0, got {args.peak_tflops}')
     try:
@@ -776,11 +779,11 @@ def flop_counter() -> Any:
 def eager_modules(model: Any) -> Iterator[None]:
     """Run the modules compiled with ``nn.Module.compile`` eagerly inside.
 
-    For the FLOP count: a compiled frame first met under a dispatch mode
-    (``FlopCounterMode``) is not compiled, and the PyTorch 2.11 of an H200
-    then left the backbone eager for good (``compile_backbone=True`` timed
-    like the eager one, no graph captured); the eager module has the same
-    FLOPs.
+    For the FLOP count, whose ``FlopCounterMode`` is a dispatch mode: on an
+    H200 with PyTorch 2.11, a backbone compiled with
+    ``compile_backbone=True`` and first called under it captured no graph
+    and timed like the eager one (most likely dynamo declined the frame
+    there for good). The eager module has the same FLOPs.
     """
     compiled = [(m, m._compiled_call_impl) for m in model.modules()
                 if getattr(m, '_compiled_call_impl', None) is not None]
@@ -1129,7 +1132,8 @@ def profile_steps(variants: List[Any], data: Any, path: str) -> None:
         variant.step(data, False)
         with profile(activities=activities) as prof:
             variant.step(data, False)
-            torch.cuda.synchronize() if cuda else None
+            if cuda:
+                torch.cuda.synchronize()
         table = prof.key_averages()
         for sort in sorts:
             lines += [
