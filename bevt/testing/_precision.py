@@ -3,8 +3,19 @@
 from contextlib import contextmanager
 from typing import Iterator
 
+import pytest
 import torch
 from torch import Tensor
+
+#: pytest parameters of the tests that compare paths on every device: the
+#: CPU always, CUDA where there is one (skipped otherwise)
+DEVICES = [
+    'cpu',
+    pytest.param(
+        'cuda',
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason='needs a CUDA device'))
+]
 
 
 @contextmanager

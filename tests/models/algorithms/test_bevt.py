@@ -8,7 +8,7 @@ from mmengine.optim import OptimWrapper
 
 import bevt.models  # noqa: F401  (registers the parts)
 from bevt.registry import MODELS
-from bevt.testing import exact_float32
+from bevt.testing import DEVICES, exact_float32
 
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
 VOCAB = 64
@@ -295,7 +295,6 @@ def check_default_step_equals_official_on(device: torch.device) -> None:
         assert abs(half[key].item() - reference) < 0.05 * reference, key
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason='needs a CUDA device')
-def test_default_step_equals_official_on_cuda():
-    check_default_step_equals_official_on(torch.device('cuda'))
+@pytest.mark.parametrize('device', DEVICES)
+def test_default_step_equals_official_on_device(device):
+    check_default_step_equals_official_on(torch.device(device))

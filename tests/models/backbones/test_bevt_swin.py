@@ -7,7 +7,7 @@ from mmaction.models.backbones import SwinTransformer3D
 
 from bevt.models.backbones import BEVTSwinTransformer3D
 from bevt.registry import MODELS
-from bevt.testing import exact_float32, relative_error
+from bevt.testing import DEVICES, exact_float32, relative_error
 
 TINY = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4])
 
@@ -516,9 +516,9 @@ def check_attention_paths_on(device: torch.device) -> None:
             assert fused < 2 * ref + 2e-2, (name, fused, ref)
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason='needs a CUDA device')
-def test_attention_paths_on_cuda():
-    """On CUDA 'auto' is the fused path (scaled_dot_product_attention)."""
-    assert tiny_backbone().attention_kind(torch.device('cuda')) == 'fused'
-    check_attention_paths_on(torch.device('cuda'))
+@pytest.mark.parametrize('device', DEVICES)
+def test_attention_paths_on_device(device):
+    """'auto' is the eager path on CPU and the fused one on CUDA."""
+    kind = tiny_backbone().attention_kind(torch.device(device))
+    assert kind == ('fused' if device == 'cuda' else 'eager')
+    check_attention_paths_on(torch.device(device))

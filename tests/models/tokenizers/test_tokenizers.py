@@ -19,7 +19,7 @@ from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
                                     BEVTTokenizer, BEVTVQKDTokenizer)
 from bevt.models.tokenizers.dalle import stage_batch
 from bevt.registry import MODELS
-from bevt.testing import exact_float32
+from bevt.testing import DEVICES, exact_float32
 
 DALLE_CFG = dict(n_hid=16, vocab_size=64)
 VIT_CFG = dict(
@@ -718,9 +718,9 @@ def check_dalle_defaults_on(device: torch.device) -> None:
     assert (out[cells] == full[cells]).float().mean() > 0.9
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason='needs a CUDA device')
-def test_dalle_defaults_on_cuda():
+@pytest.mark.parametrize('device', DEVICES)
+def test_dalle_defaults_on_device(device):
     tok = build('dalle', dtype='auto')
-    assert tok.resolved_dtype('cuda') in ('bfloat16', 'float16')
-    check_dalle_defaults_on(torch.device('cuda'))
+    expected = ('bfloat16', 'float16') if device == 'cuda' else (None, )
+    assert tok.resolved_dtype(device) in expected
+    check_dalle_defaults_on(torch.device(device))
