@@ -220,24 +220,21 @@ def test_print_config():
 def test_flops_counted_with_compiled_modules_eager():
     """The FLOP count runs compiled modules eagerly (a frame met first under
     FlopCounterMode may stay uncompiled) and leaves them compiled."""
-    import importlib.util
-
     import torch
     import torch.nn as nn
 
-    spec = importlib.util.spec_from_file_location(
-        'bevt_benchmark', osp.join(REPO_ROOT, BENCHMARK))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from bevt.utils.benchmarking import (compiled_graphs, eager_modules,
+                                         flop_counter)
+
     net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     net[0].compile(backend='eager')
     impl = net[0]._compiled_call_impl
-    with bench.eager_modules(net):
+    with eager_modules(net):
         assert net[0]._compiled_call_impl is None
-        with bench.flop_counter() as counter:
+        with flop_counter() as counter:
             net(torch.randn(3, 4))
     assert net[0]._compiled_call_impl is impl
     assert counter.get_total_flops() == 2 * 3 * 4 * (4 + 2)
-    before = bench.compiled_graphs()
+    before = compiled_graphs()
     net(torch.randn(3, 4))
-    assert bench.compiled_graphs() == before + 1
+    assert compiled_graphs() == before + 1

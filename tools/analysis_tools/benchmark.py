@@ -30,6 +30,10 @@ mmaction2's ``SwinTransformer3D`` (``--compile``: also under
 ``torch.compile``); ``--compare model.compile_backbone=True`` times the full
 step with the compiled backbone.
 
+This file is the command line and the runs; the config edits and synthetic
+batches, the measurement primitives and the report are in
+:mod:`bevt.utils.benchmarking`.
+
 Examples::
 
     # the smoke config, 2 clips + 4 images
@@ -43,45 +47,27 @@ Examples::
 """  # noqa: E501
 import argparse
 import copy
-import ctypes
-import gc
-import inspect
-import json
 import math
 import os
-import random
-import resource
 import statistics
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
-from bevt.utils.config_streams import (loader_pipelines, pipeline_stream,
-                                       transform_type)
-
-#: The "official way" of the reference implementation, as model settings:
-#: (config path, value); each is applied where the built class accepts it.
-OFFICIAL_SETTINGS = (
-    ('model.backbone.fused_attention', 'reference'),
-    ('model.tokenize_all_frames', True),
-    ('model.head.gather_masked', False),
-    ('model.target_generator.dtype', None),
-    ('model.target_generator.channels_last', False),
-    ('model.target_generator.inplace', False),
-    ('model.target_generator.chunk_size', 64),  # all frames at once
-    ('model.target_generator.stage_bytes', None),
-)
-#: ... and as the optimizer wrapper's constructor: one param group per
-#: parameter (mmcv's and mmengine's default constructors), applied where the
-#: config names ours.
-OFFICIAL_CONSTRUCTOR = ('BEVTOptimWrapperConstructor',
-                        'DefaultOptimWrapperConstructor')
-ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
-CROP_KEYS = ('size', 'crop_size')
-MIB = 1024.**2
+from bevt.utils.benchmarking.measure import (MIB, MemoryMeter, SectionTimer,
+                                             compiled_graphs, eager_modules,
+                                             flop_counter, module_flops,
+                                             profile_steps, synchronizer)
+from bevt.utils.benchmarking.report import (fmt, noise_warning, ratio_lines,
+                                            step_report, table, write_json)
+from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
+                                           OFFICIAL_SETTINGS, StreamSpec,
+                                           apply_official,
+                                           apply_size_overrides, make_batches,
+                                           make_random_init, parse_arch,
+                                           stream_specs)
 
 
 # ----------------------------------------------------------------------
@@ -218,34 +204,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def parse_arch(text: str) -> Dict[str, Any]:
-    """Parse ``--arch``.
-
-    Args:
-        text (str): A JSON object with the keys of :data:`ARCH_KEYS`.
-
-    Returns:
-        dict: The arch.
-
-    Raises:
-        ValueError: If it is not such an object.
-    """
-    try:
-        arch = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f'Invalid --arch JSON {text!r}: {err}') from None
-    if not isinstance(arch, dict) or set(arch) != set(ARCH_KEYS):
-        raise ValueError(f'Invalid --arch {text!r}: expected a JSON object '
-                         f'with exactly the keys {ARCH_KEYS}')
-    depths, heads = arch['depths'], arch['num_heads']
-    if not (isinstance(depths, list) and isinstance(heads, list)
-            and len(depths) == len(heads) >= 2
-            and isinstance(arch['embed_dims'], int)):
-        raise ValueError(f'Invalid --arch {text!r}: embed_dims must be an '
-                         'int, depths and num_heads lists of one length >= 2')
-    return arch
-
-
 def parse_overrides(items: Sequence[str]) -> Tuple[bool, Dict[str, Any]]:
     """Split ``--compare`` items into the official flag and overrides.
 
@@ -275,539 +233,7 @@ def parse_overrides(items: Sequence[str]) -> Tuple[bool, Dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------
-# config handling
-def _pair(value: Any, name: str) -> Tuple[int, int]:
-    """``s`` or ``(h, w)`` as ``(h, w)``."""
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2 \
-            and all(isinstance(v, int) for v in value):
-        return int(value[0]), int(value[1])
-    raise ValueError(f'Invalid {name}: {value!r}; expected an int or (h, w)')
-
-
-def _defaults(name: str) -> Dict[str, Any]:
-    """Constructor defaults of a registered bevt transform."""
-    from bevt.registry import TRANSFORMS
-
-    cls = TRANSFORMS.get(name)
-    return {
-        k: p.default
-        for k, p in inspect.signature(cls.__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-
-
-@dataclass
-class StreamSpec:
-    """The shapes of one stream's synthetic samples.
-
-    Args:
-        stream (str): 'video' or 'img'.
-        batch_size (int): The config loader's batch size.
-        crop (Tuple[int, int]): Model view (H, W).
-        view (Tuple[int, int]): Tokenizer view (h, w).
-        mask_args (dict): Arguments of the mask generator transform.
-        clip_len (int, optional): Frames per clip; None for images.
-    """
-
-    stream: str
-    batch_size: int
-    crop: Tuple[int, int]
-    view: Tuple[int, int]
-    mask_args: Dict[str, Any] = field(default_factory=dict)
-    clip_len: Optional[int] = None
-
-    def describe(self, num: int) -> str:
-        """One line for the report, for ``num`` samples."""
-        grid = _pair(self.mask_args['input_size'], 'input_size')
-        frames = f'{self.clip_len}x' if self.clip_len else ''
-        if self.clip_len:
-            slots = self.clip_len // self.mask_args['temporal_patch']
-            masks = f'tube masks {slots}x{grid[0]}x{grid[1]}'
-        else:
-            masks = f'block masks {grid[0]}x{grid[1]}'
-        name = 'clip(s)' if self.clip_len else 'image(s)'
-        return (f'{num} {name} 3x{frames}{self.crop[0]}x{self.crop[1]}, '
-                f'tokenizer view {self.view[0]}x{self.view[1]}, {masks} '
-                f'(<= {self.mask_args["num_masking_patches"]} cells)')
-
-
-def stream_specs(cfg: Any) -> Dict[str, StreamSpec]:
-    """Read the shapes of each stream from the config's train pipelines.
-
-    Args:
-        cfg (Config): The config.
-
-    Returns:
-        dict: ``{'video': StreamSpec, 'img': StreamSpec}`` for the streams
-        the config has.
-
-    Raises:
-        ValueError: If a pipeline lacks a crop size or tokenizer view.
-    """
-    specs = {}
-    for loader, pipeline in loader_pipelines(cfg):
-        stream = pipeline_stream(pipeline)
-        if stream is None or stream in specs:
-            continue
-        crop = view = clip_len = None
-        mask_name = 'BEVTTubeMaskGenerator' if stream == 'video' \
-            else 'BEVTBlockMaskGenerator'
-        mask_args = _defaults(mask_name)
-        for t in pipeline:
-            kind = transform_type(t)
-            for key in CROP_KEYS:
-                if key in t and kind != 'BEVTTokenizerView':
-                    crop = _pair(t[key], f'{kind}.{key}')
-            if kind == 'Resize' and t.get('keep_ratio') is False:
-                w, h = _pair(t['scale'], 'Resize.scale')  # mmaction (w, h)
-                crop = (h, w)
-            if kind == 'BEVTTokenizerView':
-                view = _pair(
-                    t.get('size',
-                          _defaults(kind).get('size')), 'tokenizer view')
-            if t.get('clip_len') is not None and kind != mask_name:
-                clip_len = int(t['clip_len']) * int(t.get('num_clips', 1))
-            if kind == mask_name:
-                mask_args.update({k: v for k, v in t.items() if k != 'type'})
-        if crop is None:
-            raise ValueError(f'No crop size found in the {stream} pipeline '
-                             '(RandomCrop/CenterCrop/Resize); pass --crop')
-        if view is None:
-            raise ValueError(f'No BEVTTokenizerView in the {stream} '
-                             'pipeline: the model needs a tokenizer view')
-        if stream == 'video':
-            clip_len = mask_args.get('clip_len') or clip_len
-            if clip_len is None:
-                raise ValueError('No clip_len in the video pipeline; pass '
-                                 '--clip-len')
-            mask_args['clip_len'] = clip_len
-        specs[stream] = StreamSpec(stream, int(loader.get('batch_size', 1)),
-                                   crop, view, mask_args, clip_len)
-    return specs
-
-
-def apply_size_overrides(cfg: Any, args: argparse.Namespace) -> List[str]:
-    """Apply ``--arch``, ``--tokenizer-n-hid``, ``--clip-len``, ``--crop``.
-
-    Args:
-        cfg (Config): Edited in place.
-        args (argparse.Namespace): The arguments.
-
-    Returns:
-        list[str]: What was changed, for the report.
-    """
-    notes = []
-    model = cfg.model
-    if args.arch is not None:
-        arch = parse_arch(args.arch)
-        model.backbone.arch = arch
-        if 'in_channels' in model.get('head', {}):
-            model.head.in_channels = arch['embed_dims'] * 2**(
-                len(arch['depths']) - 1)
-        notes.append(f'backbone arch={arch}')
-    if args.tokenizer_n_hid is not None:
-        generator = model.target_generator
-        if transform_type(generator) != 'BEVTDALLETokenizer':
-            raise ValueError('--tokenizer-n-hid needs a BEVTDALLETokenizer, '
-                             f'the config has {generator.get("type")}')
-        encoder = dict(generator.get('encoder') or {})
-        encoder['n_hid'] = args.tokenizer_n_hid
-        generator.encoder = encoder
-        notes.append(f'tokenizer n_hid={args.tokenizer_n_hid}')
-    if args.clip_len is not None:
-        for _, pipeline in loader_pipelines(cfg):
-            for t in pipeline:
-                if t.get('clip_len') is not None:
-                    t['clip_len'] = args.clip_len
-        notes.append(f'clip_len={args.clip_len}')
-    if args.crop is not None:
-        _apply_crop(cfg, args.crop)
-        notes.append(f'crop={args.crop}')
-    return notes
-
-
-def _apply_crop(cfg: Any, crop: int) -> None:
-    """Set the crop of every train pipeline, scaling what depends on it."""
-    specs = stream_specs(cfg)
-    for _, pipeline in loader_pipelines(cfg):
-        stream = pipeline_stream(pipeline)
-        if stream is None:
-            continue
-        old = specs[stream]
-        scale = crop / old.crop[0]
-        grid = _pair(old.mask_args['input_size'], 'input_size')
-        new_grid = max(int(round(grid[0] * scale)), 1)
-        area = new_grid**2 / (grid[0] * grid[1])
-        for t in pipeline:
-            kind = transform_type(t)
-            for key in CROP_KEYS:
-                if key in t and kind != 'BEVTTokenizerView':
-                    t[key] = crop
-            if kind == 'Resize' and t.get('keep_ratio') is False:
-                t['scale'] = (crop, crop)
-            if kind == 'BEVTTokenizerView':
-                t['size'] = max(int(round(old.view[0] * scale)), 1)
-            if kind in ('BEVTTubeMaskGenerator', 'BEVTBlockMaskGenerator'):
-                t['input_size'] = new_grid
-                for key in ('num_masking_patches', 'min_num_patches',
-                            'max_num_patches'):
-                    value = t.get(key, old.mask_args.get(key))
-                    if value is not None:
-                        t[key] = max(int(round(value * area)), 1)
-
-
-def _accepts(type_name: str, key: str) -> bool:
-    """Whether the registered class ``type_name`` takes argument ``key``."""
-    from bevt.registry import MODELS
-
-    cls = MODELS.get(type_name)
-    return cls is not None and key in inspect.signature(
-        cls.__init__).parameters
-
-
-def apply_official(cfg: Any) -> List[str]:
-    """Switch the model config to "the official way" where applicable.
-
-    Args:
-        cfg (Config): Edited in place.
-
-    Returns:
-        list[str]: The settings applied, as ``key=value``.
-    """
-    applied = []
-    for key, value in OFFICIAL_SETTINGS:
-        path = key.split('.')
-        parent = cfg
-        for name in path[:-1]:
-            parent = parent.get(name)
-        if parent is None or not _accepts(parent['type'], path[-1]):
-            continue
-        parent[path[-1]] = value
-        applied.append(f'{".".join(path[1:])}={value}')
-    wrapper = cfg.get('optim_wrapper')
-    ours, default = OFFICIAL_CONSTRUCTOR
-    if wrapper is not None and wrapper.get('constructor') == ours:
-        wrapper['constructor'] = default
-        applied.append(f'optim_wrapper.constructor={default}')
-    return applied
-
-
-def make_random_init(cfg: Any) -> None:
-    """Drop the tokenizer's ``init_cfg`` and the backbone's checkpoint."""
-    generator = cfg.model.get('target_generator')
-    if generator is not None and 'init_cfg' in generator:
-        generator.init_cfg = None
-    backbone = cfg.model.get('backbone')
-    if backbone is not None and backbone.get('pretrained') is not None:
-        backbone.pretrained = None
-
-
-# ----------------------------------------------------------------------
-# synthetic batches
-def _sample(spec: StreamSpec, gen: Any) -> Any:
-    """One packed sample (as PackBEVTInputs writes it) of ``spec``."""
-    import numpy as np
-    import torch
-    from mmaction.structures import ActionDataSample
-
-    from bevt.datasets.transforms.masking import generate_block_mask, tube_mask
-
-    args = spec.mask_args
-    block = generate_block_mask(
-        input_size=args['input_size'],
-        num_masking_patches=args['num_masking_patches'],
-        min_num_patches=args['min_num_patches'],
-        max_num_patches=args.get('max_num_patches'),
-        min_aspect=args.get('min_aspect', 0.3),
-        max_aspect=args.get('max_aspect'))  # (h, w), True = masked
-    frames = (spec.clip_len, ) if spec.clip_len else ()
-    imgs = torch.randint(
-        0, 256, (3, ) + frames + spec.crop, generator=gen,
-        dtype=torch.uint8)  # (3, [T, ] H, W)
-    view = torch.randint(
-        0, 256, (3, ) + frames + spec.view, generator=gen, dtype=torch.uint8)
-    sample = ActionDataSample()
-    if spec.clip_len:
-        patch = args['temporal_patch']
-        tube = tube_mask(block, spec.clip_len // patch,
-                         tuple(args['tube_range']))  # (T/p, h, w)
-        sample.input_mask = torch.from_numpy(tube)
-        sample.target_mask = torch.from_numpy(np.repeat(tube, patch, 0))
-    else:
-        sample.input_mask = torch.from_numpy(block)
-        sample.target_mask = torch.from_numpy(block.copy())
-    return imgs, view, sample
-
-
-def make_batches(specs: Dict[str, StreamSpec], counts: Dict[str, int],
-                 num: int, seed: int) -> List[Any]:
-    """``num`` collated steps: a (video, image) tuple or a single batch.
-
-    Args:
-        specs (dict): Stream shapes.
-        counts (dict): Samples per stream and step (0 = stream left out).
-        num (int): Number of distinct steps.
-        seed (int): Seed of pixels and masks.
-
-    Returns:
-        list: Per step, a ``dict(inputs, data_samples)`` per stream (a
-        tuple when there are two).
-    """
-    import torch
-
-    random.seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    steps = []
-    for _ in range(num):
-        batches = []
-        for stream in ('video', 'img'):
-            if not counts.get(stream):
-                continue
-            samples = [
-                _sample(specs[stream], gen) for _ in range(counts[stream])
-            ]
-            batches.append(
-                dict(
-                    inputs=dict(
-                        imgs=[s[0] for s in samples],
-                        tokenizer_imgs=[s[1] for s in samples]),
-                    data_samples=[s[2] for s in samples]))
-        steps.append(tuple(batches) if len(batches) > 1 else batches[0])
-    return steps
-
-
-# ----------------------------------------------------------------------
-# measurement helpers
-def synchronizer(device: Any) -> Callable[[], None]:
-    """A function that waits for the device (a no-op on CPU)."""
-    import torch
-
-    if device.type == 'cuda':
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
-
-
-class SectionTimer:
-    """Wall time spent in a module's forward (and backward) calls.
-
-    Args:
-        module (nn.Module): The timed module.
-        sync (Callable): Waits for the device around each section.
-        backward (bool): Also time its backward pass (full backward hooks).
-            Defaults to False.
-    """
-
-    def __init__(self,
-                 module: Any,
-                 sync: Callable[[], None],
-                 backward: bool = False) -> None:
-        self.sync = sync
-        self.total = 0.
-        self.enabled = True
-        self._start: Dict[str, float] = {}
-        self.handles = [
-            module.register_forward_pre_hook(self._begin('fwd')),
-            module.register_forward_hook(self._end('fwd'))
-        ]
-        if backward:
-            self.handles += [
-                module.register_full_backward_pre_hook(self._begin('bwd')),
-                module.register_full_backward_hook(self._end('bwd'))
-            ]
-
-    def _begin(self, phase: str) -> Callable:
-
-        def hook(*_):
-            if self.enabled:
-                self.sync()
-                self._start[phase] = time.perf_counter()
-
-        return hook
-
-    def _end(self, phase: str) -> Callable:
-
-        def hook(*_):
-            if self.enabled and phase in self._start:
-                self.sync()
-                self.total += time.perf_counter() - self._start.pop(phase)
-
-        return hook
-
-    def remove(self) -> None:
-        """Remove the hooks."""
-        for handle in self.handles:
-            handle.remove()
-
-
-def _read_status_kib(key: str) -> Optional[int]:
-    """A ``kB`` field of ``/proc/self/status`` (None if unavailable)."""
-    try:
-        with open('/proc/self/status') as file:
-            for line in file:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the peak RSS (VmHWM) of this process; False if impossible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as file:
-            file.write('5')
-        return _read_status_kib('VmHWM') is not None
-    except OSError:
-        return False
-
-
-def _malloc_trim() -> bool:
-    """Give the C heap's free memory back to the OS (glibc only)."""
-    try:
-        return bool(ctypes.CDLL(None).malloc_trim(0)) or True
-    except (OSError, AttributeError):
-        return False
-
-
-class MemoryMeter:
-    """Peak memory of one step above the memory at its start.
-
-    Measured on a separate, untimed step (:meth:`measure`): on CPU the
-    cached heap is released first, which would slow timed steps down.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak.
-    CPU: after ``gc.collect()`` and glibc's ``malloc_trim(0)``, the peak RSS
-    (``VmHWM`` of ``/proc/self/status``, reset through
-    ``/proc/self/clear_refs``) minus the RSS at the start; where that is
-    unavailable, the growth of ``resource.getrusage().ru_maxrss`` (a
-    lifetime high-water mark, so a step that stays below an earlier peak
-    reads 0). No tracemalloc, no psutil.
-
-    Args:
-        device (torch.device): The device.
-    """
-
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.absolute = 0.
-        self._mode = 'cuda'
-        if device.type == 'cuda':
-            self.method = ('CUDA: torch.cuda.max_memory_allocated during one '
-                           'extra untimed step minus the allocation at its '
-                           'start')
-        elif _reset_peak_rss():
-            self._mode = 'hwm'
-            trim = ', after gc and malloc_trim(0)' if _malloc_trim() else ''
-            self.method = ('CPU: peak RSS during one extra untimed step per '
-                           f'variant{trim} (VmHWM of /proc/self/status, '
-                           'reset through /proc/self/clear_refs) minus the '
-                           'RSS at its start; approximate (allocator caches)')
-        else:
-            self._mode = 'ru'
-            self.method = ('CPU: growth of resource.getrusage ru_maxrss over '
-                           'one extra untimed step (a lifetime high-water '
-                           'mark: a step below an earlier peak reads 0)')
-        self._base = 0.
-
-    def measure(self, fn: Callable[[], Any]) -> float:
-        """Bytes above the start at the peak of ``fn()``."""
-        self.start()
-        fn()
-        return self.stop()
-
-    @staticmethod
-    def _maxrss_bytes() -> float:
-        scale = 1. if sys.platform == 'darwin' else 1024.
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-    def start(self) -> None:
-        """Mark the start of a step."""
-        import torch
-
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        elif self._mode == 'hwm':
-            gc.collect()
-            _malloc_trim()
-            _reset_peak_rss()
-            self._base = _read_status_kib('VmRSS') * 1024.
-        else:
-            self._base = self._maxrss_bytes()
-
-    def stop(self) -> float:
-        """Bytes above the start at the peak of the step."""
-        import torch
-
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device)
-        elif self._mode == 'hwm':
-            peak = _read_status_kib('VmHWM') * 1024.
-        else:
-            peak = self._maxrss_bytes()
-        self.absolute = max(self.absolute, peak)
-        return max(peak - self._base, 0.)
-
-
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args,
-                    **kwargs) -> int:
-    """FLOPs of ``aten._scaled_dot_product_flash_attention_for_cpu``."""
-    from torch.utils.flop_counter import sdpa_flop_count
-
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def flop_counter() -> Any:
-    """A silent ``FlopCounterMode`` that also counts CPU fused attention
-    (``torch.utils.flop_counter`` has no formula for it)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    mapping = {}
-    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu',
-                 None)
-    if op is not None:
-        mapping[op] = _sdpa_cpu_flops
-    return FlopCounterMode(display=False, depth=None, custom_mapping=mapping)
-
-
-@contextmanager
-def eager_modules(model: Any) -> Iterator[None]:
-    """Run the modules compiled with ``nn.Module.compile`` eagerly inside.
-
-    For the FLOP count, whose ``FlopCounterMode`` is a dispatch mode: on an
-    H200 with PyTorch 2.11, a backbone compiled with
-    ``compile_backbone=True`` and first called under it captured no graph
-    and timed like the eager one (most likely dynamo declined the frame
-    there for good). The eager module has the same FLOPs.
-    """
-    compiled = [(m, m._compiled_call_impl) for m in model.modules()
-                if getattr(m, '_compiled_call_impl', None) is not None]
-    for module, _ in compiled:
-        module._compiled_call_impl = None
-    try:
-        yield
-    finally:
-        for module, impl in compiled:
-            module._compiled_call_impl = impl
-
-
-def compiled_graphs() -> int:
-    """Graphs ``torch.compile`` has captured in this process so far."""
-    from torch._dynamo.utils import counters
-
-    return int(counters['stats'].get('unique_graphs', 0))
-
-
-def module_flops(counter: Any, name: str) -> int:
-    """FLOPs counted inside the module called ``name`` (0 if never run)."""
-    return int(sum(counter.get_flop_counts().get(name, {}).values()))
-
-
+# running
 def _run_loss(model: Any, data: Any) -> Any:
     """``model(..., mode='loss')`` on preprocessed data."""
     if isinstance(data, dict):
@@ -1116,37 +542,6 @@ class Variant:
         return out
 
 
-def profile_steps(variants: List[Any], data: Any, path: str) -> None:
-    """Profile one train step of each variant (after one untimed step) and
-    write torch.profiler's operator tables to ``path``."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    cuda = variants[0].device.type == 'cuda'
-    activities = [ProfilerActivity.CPU
-                  ] + ([ProfilerActivity.CUDA] if cuda else [])
-    sorts = (['self_cuda_time_total'] if cuda else []) + \
-        ['self_cpu_time_total']
-    lines = []
-    for variant in variants:
-        variant.step(data, False)
-        with profile(activities=activities) as prof:
-            variant.step(data, False)
-            if cuda:
-                torch.cuda.synchronize()
-        table = prof.key_averages()
-        for sort in sorts:
-            lines += [
-                f'== {variant.name}: operators by {sort}',
-                table.table(sort_by=sort, row_limit=40), ''
-            ]
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, 'w') as file:
-        file.write('\n'.join(lines))
-    print(f'profile written to {path}')
-
-
 def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
                     warmup: int, step_fn: Callable[[Any, Any, bool],
                                                    None]) -> None:
@@ -1156,95 +551,6 @@ def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
         order = variants if i % 2 == 0 else variants[::-1]
         for variant in order:
             step_fn(variant, steps[i % len(steps)], i >= warmup)
-
-
-# ----------------------------------------------------------------------
-# report
-def _fmt(value: Optional[float], spec: str = '.3f') -> str:
-    return '-' if value is None else format(value, spec)
-
-
-def table(rows: List[Tuple[str, List[str]]], titles: List[str]) -> str:
-    """A plain text table: a label column and one column per variant."""
-    width = max(len(label) for label, _ in rows + [('', [])]) + 2
-    cols = [
-        max([len(t)] + [len(r[1][i]) for r in rows]) + 2
-        for i, t in enumerate(titles)
-    ]
-    lines = [' ' * width + ''.join(t.rjust(c) for t, c in zip(titles, cols))]
-    for label, values in rows:
-        lines.append(
-            label.ljust(width) +
-            ''.join(v.rjust(c) for v, c in zip(values, cols)))
-    return '\n'.join(lines)
-
-
-def step_report(results: List[Dict[str, Any]],
-                peak_tflops: Optional[float]) -> str:
-    """The table of a step benchmark."""
-
-    def row(label, key, spec='.3f', scale=1.):
-        return label, [_fmt(r.get(key, 0.) * scale, spec) for r in results]
-
-    rows = [
-        row('s/iter (median)', 's_per_iter_median', '.4f'),
-        row('s/iter (min)', 's_per_iter_min', '.4f'),
-        row('clips/s', 'clips_per_s', '.3f'),
-        row('images/s', 'images_per_s', '.3f'),
-        row('tokenizer s/iter', 'tokenizer_s_per_iter', '.4f'),
-        row('tokenizer share %', 'tokenizer_share', '.1f', 100.),
-        row('tokenizer frames/iter', 'tokenizer_frames_per_iter', '.1f'),
-        row('vocab projection s/iter', 'vocab_s_per_iter', '.4f'),
-        row('vocab projection share %', 'vocab_share', '.1f', 100.),
-        row('peak memory MiB', 'peak_memory_mib', '.1f'),
-        row('fwd GFLOPs tokenizer', 'fwd_gflops_tokenizer', '.2f'),
-        row('fwd GFLOPs rest', 'fwd_gflops_rest', '.2f'),
-        row('step GFLOPs', 'step_gflops', '.2f'),
-        row('achieved TFLOP/s', 'achieved_tflops', '.4f'),
-    ]
-    if peak_tflops:
-        rows.append(row('MFU %', 'mfu', '.2f', 100.))
-    return table(rows, [r['name'] for r in results])
-
-
-def ratio_lines(results: List[Dict[str, Any]]) -> Tuple[str, Dict]:
-    """The speed-up and memory lines of A against B."""
-    a, b = results
-
-    def ratio(key):
-        return b[key] / a[key] if a[key] > 0 else float('inf')
-
-    ratios = dict(
-        step_speedup=ratio('s_per_iter_median'),
-        tokenizer_speedup=ratio('tokenizer_s_per_iter'),
-        vocab_speedup=ratio('vocab_s_per_iter'),
-        memory_ratio=(a['peak_memory_mib'] / b['peak_memory_mib']
-                      if b['peak_memory_mib'] > 0 else float('nan')))
-    text = (f'speed-up of {a["name"]} over {b["name"]} ({b["name"]} time / '
-            f'{a["name"]} time): step {ratios["step_speedup"]:.2f}x, '
-            f'tokenizer {ratios["tokenizer_speedup"]:.2f}x, vocab projection '
-            f'{ratios["vocab_speedup"]:.2f}x\n'
-            f'memory ratio {a["name"]}/{b["name"]} (peak above start): '
-            f'{ratios["memory_ratio"]:.2f}')
-    return text, ratios
-
-
-def noise_warning(results: List[Dict[str, Any]]) -> str:
-    """A warning when iteration times spread widely ('' otherwise)."""
-    spread = max(max(r['times']) / min(r['times']) for r in results)
-    if spread < 1.5:
-        return ''
-    return (f'warning: iteration times vary up to {spread:.1f}x (a busy '
-            'machine?): prefer the min row, or more --iters')
-
-
-def write_json(path: str, payload: Dict[str, Any]) -> None:
-    """Write ``payload`` as JSON, creating the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, 'w') as file:
-        json.dump(payload, file, indent=2, default=str)
-    print(f'numbers written to {path}')
 
 
 # ----------------------------------------------------------------------
@@ -1377,12 +683,12 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                 times=r.times))
     rows = [
         ('s/iter (median)',
-         [_fmt(r['s_per_iter_median'], '.4f') for r in results]),
-        ('s/iter (min)', [_fmt(r['s_per_iter_min'], '.4f') for r in results]),
-        ('clips/s', [_fmt(r['clips_per_s'], '.3f') for r in results]),
+         [fmt(r['s_per_iter_median'], '.4f') for r in results]),
+        ('s/iter (min)', [fmt(r['s_per_iter_min'], '.4f') for r in results]),
+        ('clips/s', [fmt(r['clips_per_s'], '.3f') for r in results]),
         ('peak memory MiB',
-         [_fmt(r['peak_memory_mib'], '.1f') for r in results]),
-        ('fwd GFLOPs', [_fmt(r['fwd_gflops'], '.2f') for r in results]),
+         [fmt(r['peak_memory_mib'], '.1f') for r in results]),
+        ('fwd GFLOPs', [fmt(r['fwd_gflops'], '.2f') for r in results]),
     ]
     print(table(rows, [r['name'] for r in results]))
     if noise_warning(results):

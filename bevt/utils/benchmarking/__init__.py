@@ -1,0 +1,22 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The parts of ``tools/analysis_tools/benchmark.py`` that are not its
+command line: config edits and synthetic batches (:mod:`.specs`),
+measurement primitives (:mod:`.measure`) and the report (:mod:`.report`)."""
+from .measure import (MIB, MemoryMeter, SectionTimer, compiled_graphs,
+                      eager_modules, flop_counter, module_flops, profile_steps,
+                      synchronizer)
+from .report import (fmt, noise_warning, ratio_lines, step_report, table,
+                     write_json)
+from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
+                    OFFICIAL_SETTINGS, StreamSpec, apply_official,
+                    apply_size_overrides, make_batches, make_random_init,
+                    parse_arch, stream_specs)
+
+__all__ = [
+    'MIB', 'MemoryMeter', 'SectionTimer', 'compiled_graphs', 'eager_modules',
+    'flop_counter', 'module_flops', 'profile_steps', 'synchronizer', 'fmt',
+    'noise_warning', 'ratio_lines', 'step_report', 'table', 'write_json',
+    'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_SETTINGS',
+    'StreamSpec', 'apply_official', 'apply_size_overrides', 'make_batches',
+    'make_random_init', 'parse_arch', 'stream_specs'
+]

@@ -1,0 +1,273 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Measurement primitives of ``tools/analysis_tools/benchmark.py``: device
+syncs, section timers, peak memory, FLOP counting, compile diagnostics and
+the profiler tables."""
+import ctypes
+import gc
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+MIB = 1024.**2
+
+
+def synchronizer(device: Any) -> Callable[[], None]:
+    """A function that waits for the device (a no-op on CPU)."""
+    import torch
+
+    if device.type == 'cuda':
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+class SectionTimer:
+    """Wall time spent in a module's forward (and backward) calls.
+
+    Args:
+        module (nn.Module): The timed module.
+        sync (Callable): Waits for the device around each section.
+        backward (bool): Also time its backward pass (full backward hooks).
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 module: Any,
+                 sync: Callable[[], None],
+                 backward: bool = False) -> None:
+        self.sync = sync
+        self.total = 0.
+        self.enabled = True
+        self._start: Dict[str, float] = {}
+        self.handles = [
+            module.register_forward_pre_hook(self._begin('fwd')),
+            module.register_forward_hook(self._end('fwd'))
+        ]
+        if backward:
+            self.handles += [
+                module.register_full_backward_pre_hook(self._begin('bwd')),
+                module.register_full_backward_hook(self._end('bwd'))
+            ]
+
+    def _begin(self, phase: str) -> Callable:
+
+        def hook(*_):
+            if self.enabled:
+                self.sync()
+                self._start[phase] = time.perf_counter()
+
+        return hook
+
+    def _end(self, phase: str) -> Callable:
+
+        def hook(*_):
+            if self.enabled and phase in self._start:
+                self.sync()
+                self.total += time.perf_counter() - self._start.pop(phase)
+
+        return hook
+
+    def remove(self) -> None:
+        """Remove the hooks."""
+        for handle in self.handles:
+            handle.remove()
+
+
+def _read_status_kib(key: str) -> Optional[int]:
+    """A ``kB`` field of ``/proc/self/status`` (None if unavailable)."""
+    try:
+        with open('/proc/self/status') as file:
+            for line in file:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the peak RSS (VmHWM) of this process; False if impossible."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as file:
+            file.write('5')
+        return _read_status_kib('VmHWM') is not None
+    except OSError:
+        return False
+
+
+def _malloc_trim() -> bool:
+    """Give the C heap's free memory back to the OS (glibc only)."""
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0)) or True
+    except (OSError, AttributeError):
+        return False
+
+
+class MemoryMeter:
+    """Peak memory of one step above the memory at its start.
+
+    Measured on a separate, untimed step (:meth:`measure`): on CPU the
+    cached heap is released first, which would slow timed steps down.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak.
+    CPU: after ``gc.collect()`` and glibc's ``malloc_trim(0)``, the peak RSS
+    (``VmHWM`` of ``/proc/self/status``, reset through
+    ``/proc/self/clear_refs``) minus the RSS at the start; where that is
+    unavailable, the growth of ``resource.getrusage().ru_maxrss`` (a
+    lifetime high-water mark, so a step that stays below an earlier peak
+    reads 0). No tracemalloc, no psutil.
+
+    Args:
+        device (torch.device): The device.
+    """
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.absolute = 0.
+        self._mode = 'cuda'
+        if device.type == 'cuda':
+            self.method = ('CUDA: torch.cuda.max_memory_allocated during one '
+                           'extra untimed step minus the allocation at its '
+                           'start')
+        elif _reset_peak_rss():
+            self._mode = 'hwm'
+            trim = ', after gc and malloc_trim(0)' if _malloc_trim() else ''
+            self.method = ('CPU: peak RSS during one extra untimed step per '
+                           f'variant{trim} (VmHWM of /proc/self/status, '
+                           'reset through /proc/self/clear_refs) minus the '
+                           'RSS at its start; approximate (allocator caches)')
+        else:
+            self._mode = 'ru'
+            self.method = ('CPU: growth of resource.getrusage ru_maxrss over '
+                           'one extra untimed step (a lifetime high-water '
+                           'mark: a step below an earlier peak reads 0)')
+        self._base = 0.
+
+    def measure(self, fn: Callable[[], Any]) -> float:
+        """Bytes above the start at the peak of ``fn()``."""
+        self.start()
+        fn()
+        return self.stop()
+
+    @staticmethod
+    def _maxrss_bytes() -> float:
+        scale = 1. if sys.platform == 'darwin' else 1024.
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+    def start(self) -> None:
+        """Mark the start of a step."""
+        import torch
+
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        elif self._mode == 'hwm':
+            gc.collect()
+            _malloc_trim()
+            _reset_peak_rss()
+            self._base = _read_status_kib('VmRSS') * 1024.
+        else:
+            self._base = self._maxrss_bytes()
+
+    def stop(self) -> float:
+        """Bytes above the start at the peak of the step."""
+        import torch
+
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._mode == 'hwm':
+            peak = _read_status_kib('VmHWM') * 1024.
+        else:
+            peak = self._maxrss_bytes()
+        self.absolute = max(self.absolute, peak)
+        return max(peak - self._base, 0.)
+
+
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args,
+                    **kwargs) -> int:
+    """FLOPs of ``aten._scaled_dot_product_flash_attention_for_cpu``."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def flop_counter() -> Any:
+    """A silent ``FlopCounterMode`` that also counts CPU fused attention
+    (``torch.utils.flop_counter`` has no formula for it)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {}
+    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu',
+                 None)
+    if op is not None:
+        mapping[op] = _sdpa_cpu_flops
+    return FlopCounterMode(display=False, depth=None, custom_mapping=mapping)
+
+
+@contextmanager
+def eager_modules(model: Any) -> Iterator[None]:
+    """Run the modules compiled with ``nn.Module.compile`` eagerly inside.
+
+    For the FLOP count, whose ``FlopCounterMode`` is a dispatch mode: on an
+    H200 with PyTorch 2.11, a backbone compiled with
+    ``compile_backbone=True`` and first called under it captured no graph
+    and timed like the eager one (most likely dynamo declined the frame
+    there for good). The eager module has the same FLOPs.
+    """
+    compiled = [(m, m._compiled_call_impl) for m in model.modules()
+                if getattr(m, '_compiled_call_impl', None) is not None]
+    for module, _ in compiled:
+        module._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for module, impl in compiled:
+            module._compiled_call_impl = impl
+
+
+def compiled_graphs() -> int:
+    """Graphs ``torch.compile`` has captured in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters['stats'].get('unique_graphs', 0))
+
+
+def module_flops(counter: Any, name: str) -> int:
+    """FLOPs counted inside the module called ``name`` (0 if never run)."""
+    return int(sum(counter.get_flop_counts().get(name, {}).values()))
+
+
+def profile_steps(variants: List[Any], data: Any, path: str) -> None:
+    """Profile one train step of each variant (after one untimed step) and
+    write torch.profiler's operator tables to ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = variants[0].device.type == 'cuda'
+    activities = [ProfilerActivity.CPU
+                  ] + ([ProfilerActivity.CUDA] if cuda else [])
+    sorts = (['self_cuda_time_total'] if cuda else []) + \
+        ['self_cpu_time_total']
+    lines = []
+    for variant in variants:
+        variant.step(data, False)
+        with profile(activities=activities) as prof:
+            variant.step(data, False)
+            if cuda:
+                torch.cuda.synchronize()
+        table = prof.key_averages()
+        for sort in sorts:
+            lines += [
+                f'== {variant.name}: operators by {sort}',
+                table.table(sort_by=sort, row_limit=40), ''
+            ]
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as file:
+        file.write('\n'.join(lines))
+    print(f'profile written to {path}')
