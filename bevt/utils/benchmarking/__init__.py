@@ -10,7 +10,7 @@ from .report import (fmt, noise_warning, ratio_lines, step_report, table,
 from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
                     OFFICIAL_SETTINGS, StreamSpec, apply_official,
                     apply_size_overrides, make_batches, make_random_init,
-                    parse_arch, stream_specs)
+                    official_kwargs, parse_arch, stream_specs)
 
 __all__ = [
     'MIB', 'MemoryMeter', 'SectionTimer', 'compiled_graphs', 'eager_modules',
@@ -18,5 +18,5 @@ __all__ = [
     'noise_warning', 'ratio_lines', 'step_report', 'table', 'write_json',
     'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_SETTINGS',
     'StreamSpec', 'apply_official', 'apply_size_overrides', 'make_batches',
-    'make_random_init', 'parse_arch', 'stream_specs'
+    'make_random_init', 'official_kwargs', 'parse_arch', 'stream_specs'
 ]

@@ -30,6 +30,24 @@ OFFICIAL_SETTINGS = (
 OFFICIAL_CONSTRUCTOR = ('BEVTOptimWrapperConstructor',
                         'DefaultOptimWrapperConstructor')
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+
+
+def official_kwargs(prefix: str = 'model') -> Dict[str, Any]:
+    """:data:`OFFICIAL_SETTINGS` below ``prefix`` as nested keyword
+    arguments, e.g. ``official_kwargs('model.target_generator')`` ->
+    ``dict(dtype=None, ..., stage_bytes=None)``."""
+    kwargs: Dict[str, Any] = {}
+    for key, value in OFFICIAL_SETTINGS:
+        if not key.startswith(prefix + '.'):
+            continue
+        *parents, name = key[len(prefix) + 1:].split('.')
+        level = kwargs
+        for parent in parents:
+            level = level.setdefault(parent, {})
+        level[name] = value
+    return kwargs
+
+
 CROP_KEYS = ('size', 'crop_size')
 
 

@@ -9,6 +9,7 @@ from mmengine.optim import OptimWrapper
 import bevt.models  # noqa: F401  (registers the parts)
 from bevt.registry import MODELS
 from bevt.testing import DEVICES, exact_float32
+from bevt.utils.benchmarking import official_kwargs
 
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
 VOCAB = 64
@@ -246,26 +247,13 @@ def test_compiled_backbone_gives_the_same_step(options):
         tiny_bevt(compile_backbone='yes')
 
 
-#: The "official way" (benchmark.py's OFFICIAL_SETTINGS) as tiny_bevt kwargs.
-OFFICIAL = dict(
-    backbone=dict(fused_attention='reference'),
-    tokenize_all_frames=True,
-    head=dict(gather_masked=False),
-    target_generator=dict(
-        dtype=None,
-        channels_last=False,
-        inplace=False,
-        chunk_size=64,
-        stage_bytes=None))
-
-
 def check_default_step_equals_official_on(device: torch.device) -> None:
     """A joint step on ``device`` (both streams, losses and backbone
     gradients) with the default settings equals the official way's in
     float32; with every default and bfloat16 autocast, as a config trains
     on CUDA, the losses stay within 5 %."""
     default = tiny_bevt(target_generator=dict(dtype=None)).to(device)
-    official = tiny_bevt(**OFFICIAL).to(device)
+    official = tiny_bevt(**official_kwargs()).to(device)  # benchmark's
     official.load_state_dict(default.state_dict())
     losses = []
     with exact_float32():

@@ -20,6 +20,7 @@ from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
 from bevt.models.tokenizers.dalle import stage_batch
 from bevt.registry import MODELS
 from bevt.testing import DEVICES, exact_float32
+from bevt.utils.benchmarking import official_kwargs
 
 DALLE_CFG = dict(n_hid=16, vocab_size=64)
 VIT_CFG = dict(
@@ -696,13 +697,8 @@ def check_dalle_defaults_on(device: torch.device) -> None:
     """The DALL-E tokenizer as the configs set it on ``device`` ('auto'
     precision, chunks and stage sub-batches; only the cells of masked
     tokens) against the official way: float32, every frame in one batch."""
-    official = build(
-        'dalle',
-        dtype=None,
-        channels_last=False,
-        inplace=False,
-        chunk_size=64,
-        stage_bytes=None).to(device)
+    official = build('dalle',
+                     **official_kwargs('model.target_generator')).to(device)
     clips = inputs('dalle', 2, 6, size=64).to(device)
     gen = torch.Generator().manual_seed(3)
     with exact_float32():
