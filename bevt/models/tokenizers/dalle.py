@@ -68,8 +68,8 @@ def encoder_block_inplace(block: EncoderBlock, x: Tensor) -> Tensor:
     out = dalle_conv(res.conv_2, out).relu_()
     out = dalle_conv(res.conv_3, out).relu_()
     out = dalle_conv(res.conv_4, out).mul_(block.post_gain)
-    shortcut = block.id_path(x) if not isinstance(
-        block.id_path, Conv2d) else dalle_conv(block.id_path, x)
+    shortcut = dalle_conv(block.id_path, x) if isinstance(
+        block.id_path, Conv2d) else block.id_path(x)  # or nn.Identity
     if torch.result_type(shortcut, out) != out.dtype:  # e.g. fp16 + fp32
         return shortcut + out
     return out.add_(shortcut)
