@@ -20,11 +20,15 @@ than that of mmaction2's ``table[index]``.
 from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
                                             WindowAttention3D, compute_mask,
                                             window_partition, window_reverse)
+from mmcv.cnn.bricks import DropPath
 from torch import Tensor
+
+from .window_tokens import partition_tokens, reverse_tokens
 
 
 def stream_window_and_shift(size: Sequence[int], window_size: Sequence[int],
@@ -209,11 +213,11 @@ def fused_window_attention(attn: WindowAttention3D,
     windows = 1 if mask is None else mask.shape[0]
     batch = num_batch_windows // windows
     # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
-    # (window, head) pair, broadcast over the batch without copying it
+    # (window, head) pair, broadcast over the batch without copying it;
+    # q, k and v are laid out by one copy
     qkv = attn.qkv(x).view(batch, windows, N, 3, heads, C // heads)
-    q, k, v = (
-        t.reshape(batch, windows * heads, N, C // heads)
-        for t in qkv.permute(3, 0, 1, 4, 2, 5).unbind(0))
+    q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, batch, windows * heads,
+                                                    N, C // heads).unbind(0)
     bias = relative_position_bias(attn, N)  # (nH, N, N)
     if mask is not None:
         bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, nH, N, N)
@@ -230,6 +234,51 @@ def fused_window_attention(attn: WindowAttention3D,
     return attn.proj_drop(out)
 
 
+def residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module) -> Tensor:
+    """``shortcut + drop_path(x)``, the scaling and the sum in one op.
+
+    mmcv's ``DropPath`` (training, ``drop_prob > 0``) computes
+    ``x.div(keep) * floor(keep + rand)``, then the block adds the shortcut:
+    three passes over the features. This draws the same random numbers (same
+    call, shape and dtype) and computes ``addcmul(shortcut, x.div(keep),
+    floor(keep + rand))``: the factor is 0 or 1, so the product is exact and
+    the result bitwise the same, one pass fewer (forward). Anything else
+    (``nn.Identity``, eval mode) is ``shortcut + drop_path(x)``.
+
+    Args:
+        shortcut (Tensor): Residual input of shape (B, ...).
+        x (Tensor): Branch output, the shape of ``shortcut``.
+        drop_path (nn.Module): The block's ``drop_path``.
+
+    Returns:
+        Tensor: ``shortcut + drop_path(x)``.
+    """
+    drop_prob = getattr(drop_path, 'drop_prob', 0.)
+    if not isinstance(drop_path, DropPath) or not drop_path.training \
+            or drop_prob == 0.:
+        return shortcut + drop_path(x)
+    keep = 1 - drop_prob
+    shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
+    factor = keep + torch.rand(shape, dtype=x.dtype, device=x.device)
+    factor.floor_()
+    return torch.addcmul(shortcut, x.div(keep), factor)
+
+
+def window_attention(attn: WindowAttention3D, windows: Tensor,
+                     mask: Optional[Tensor], attention: str) -> Tensor:
+    """Window attention by ``attention`` (see :func:`swin_block_forward`)."""
+    if attention == 'fused':
+        return fused_window_attention(attn, windows, mask)
+    if attention == 'eager':
+        block_bytes = EAGER_BLOCK_BYTES if windows.device.type == 'cpu' \
+            else None
+        return eager_window_attention(attn, windows, mask, block_bytes)
+    if attention == 'reference':
+        return attn(windows, mask=mask)
+    raise ValueError(f'Invalid attention: {attention!r}; expected '
+                     "'fused', 'eager' or 'reference'")
+
+
 def swin_block_forward(block: SwinTransformerBlock3D,
                        x: Tensor,
                        window: Sequence[int],
@@ -243,6 +292,16 @@ def swin_block_forward(block: SwinTransformerBlock3D,
     the window, the shift and whether the attention mask is applied (the
     official image path applies it in un-shifted blocks too).
 
+    With ``'fused'`` or ``'eager'`` attention the tokens move in and out of
+    the windows by one gather each
+    (:func:`~bevt.models.backbones.window_tokens.partition_tokens`,
+    instead of roll + partition and reverse + roll), the residuals are
+    :func:`residual_add`, and under an autocast the normalised features are
+    cast to its dtype *before* they are moved (the ``qkv`` linear would cast
+    them to it anyway, so the values are the same and the gathers move half
+    the bytes). The result is bitwise that of ``'reference'``'s layout with
+    the same attention formula. ``'reference'`` keeps mmaction2's steps.
+
     Args:
         block (SwinTransformerBlock3D): The block (weights).
         x (Tensor): Features of shape (B, D, H, W, C).
@@ -253,11 +312,36 @@ def swin_block_forward(block: SwinTransformerBlock3D,
             ``'eager'`` (:func:`eager_window_attention`, in blocks of
             :data:`EAGER_BLOCK_BYTES` on CPU) or ``'reference'``
             (mmaction2's ``WindowAttention3D.forward``, the official
-            formula). Defaults to 'fused'.
+            formula, and mmaction2's roll / partition / residual steps).
+            Defaults to 'fused'.
 
     Returns:
         Tensor: Shape (B, D, H, W, C).
     """
+    if attention == 'reference':
+        return reference_block_forward(block, x, window, shift, attn_mask)
+    B, D, H, W, C = x.shape
+    shortcut = x
+    x = block.norm1(x)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        x = x.to(torch.get_autocast_dtype(device_type))
+    pads = [(w - s % w) % w for s, w in zip((D, H, W), window)]
+    if any(pads):
+        x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+    windows = partition_tokens(x, window, shift, (D, H, W))
+    windows = window_attention(block.attn, windows, attn_mask, attention)
+    x = reverse_tokens(windows, window, shift, (D, H, W), B)
+    x = residual_add(shortcut, x, block.drop_path)
+    return residual_add(x, block.mlp(block.norm2(x)), block.drop_path)
+
+
+def reference_block_forward(block: SwinTransformerBlock3D, x: Tensor,
+                            window: Sequence[int], shift: Sequence[int],
+                            attn_mask: Optional[Tensor]) -> Tensor:
+    """:func:`swin_block_forward` with mmaction2's own steps: roll,
+    ``window_partition``, ``WindowAttention3D.forward``,
+    ``window_reverse``, roll back, crop, ``shortcut + drop_path(x)``."""
     B, D, H, W, C = x.shape
     shortcut = x
     x = block.norm1(x)
@@ -268,17 +352,7 @@ def swin_block_forward(block: SwinTransformerBlock3D,
     if shifted:
         x = torch.roll(x, shifts=[-s for s in shift], dims=(1, 2, 3))
     windows = window_partition(x, window)  # (B*nW, Wd*Wh*Ww, C)
-    if attention == 'fused':
-        windows = fused_window_attention(block.attn, windows, attn_mask)
-    elif attention == 'eager':
-        block_bytes = EAGER_BLOCK_BYTES if x.device.type == 'cpu' else None
-        windows = eager_window_attention(block.attn, windows, attn_mask,
-                                         block_bytes)
-    elif attention == 'reference':
-        windows = block.attn(windows, mask=attn_mask)
-    else:
-        raise ValueError(f'Invalid attention: {attention!r}; expected '
-                         "'fused', 'eager' or 'reference'")
+    windows = block.attn(windows, mask=attn_mask)
     x = window_reverse(windows.view(-1, *window, C), window, B, Dp, Hp, Wp)
     if shifted:
         x = torch.roll(x, shifts=list(shift), dims=(1, 2, 3))
