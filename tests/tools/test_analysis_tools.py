@@ -104,6 +104,13 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert match, text
     _positive(float(v) for v in match.groups())
     assert re.search(rf'memory ratio default/official .*: {NUMBER}', text)
+    # the kernel-launch proxy (on a CPU the default way runs attention and
+    # the tokenizer in cache-sized blocks, so no order between the two)
+    ours, official = _row(text, 'aten ops/step')
+    _positive([ours, official])
+    match = re.search(rf'aten ops per step official/default: ({NUMBER})', text)
+    assert match and float(match.group(1)) == pytest.approx(
+        official / ours, abs=0.01), text
 
 
 def test_benchmark_writes_json(compare_run):
@@ -117,9 +124,11 @@ def test_benchmark_writes_json(compare_run):
             for key in ('s_per_iter_median', 's_per_iter_min', 'clips_per_s',
                         'images_per_s', 'tokenizer_s_per_iter',
                         'tokenizer_share', 'fwd_gflops_tokenizer',
-                        'fwd_gflops_rest', 'step_gflops', 'mfu')
+                        'fwd_gflops_rest', 'step_gflops', 'mfu', 'aten_ops')
         ])
         assert len(variant['times']) == 2
+        assert sum(variant['aten_ops_by_name'].values()) == \
+            variant['aten_ops']
         _positive(variant['losses'])
         assert variant['step_gflops'] == pytest.approx(
             3 * variant['fwd_gflops_rest'] + variant['fwd_gflops_tokenizer'])
@@ -169,7 +178,7 @@ def test_benchmark_backbone_only_with_size_overrides():
     assert 'precision: torch.autocast(cpu, torch.bfloat16)' in text
     assert 'input: 1 clip(s) 3x4x32x32' in text
     assert re.search(r'^\s+bevt\s+mmaction2\s*$', text, re.M), text
-    for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs'):
+    for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs', 'aten ops/step'):
         _positive(_row(text, label))
     diff = re.search(rf'max \|diff\| = ({NUMBER})', text)
     assert diff and float(diff.group(1)) < 1e-4, text
@@ -238,3 +247,33 @@ def test_flops_counted_with_compiled_modules_eager():
     before = compiled_graphs()
     net(torch.randn(3, 4))
     assert compiled_graphs() == before + 1
+
+
+def test_count_ops_counts_work_below_autograd_and_autocast():
+    """Views and allocations are not counted; the backward and autocast's
+    casts are; a compiled module is detected."""
+    import torch
+    import torch.nn as nn
+
+    from bevt.utils.benchmarking import count_ops, has_compiled_modules
+
+    x = torch.randn(3, 4)
+    assert count_ops(lambda: (x.view(12).t() * 2).sum()) == {
+        'mul': 1,
+        'sum': 1
+    }
+    linear = nn.Linear(4, 2)
+
+    def step():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = linear(x)
+        out.float().sum().backward()
+
+    counts = count_ops(step)
+    assert counts['addmm'] == 1  # forward
+    assert counts['mm'] >= 1  # backward (weight and input gradients)
+    assert counts['_to_copy'] >= 3  # casts of x, weight, bias (+ back)
+    assert not set(counts) & {'view', 't', 'empty', 'detach'}
+    assert not has_compiled_modules(linear)
+    linear.compile(backend='eager')
+    assert has_compiled_modules(nn.Sequential(linear))

@@ -21,7 +21,9 @@ peak memory, the time and share of the tokenizer (its forward calls) and of
 the vocabulary projection (``head.fc``, forward and backward), and the FLOPs
 of one forward (``torch.utils.flop_counter``; a multiply-add counts as 2),
 split into tokenizer and the rest, with the step estimate
-3 x (trainable forward) + tokenizer forward.
+3 x (trainable forward) + tokenizer forward, and the ATen operators of one
+step that do work (no views; about one kernel launch each on CUDA, the
+overhead that bounds a small-batch GPU step; not for a compiled backbone).
 
 ``--compare`` builds a second variant in the same process with the same
 weights and batches, runs both interleaved and prints the ratios;
@@ -57,9 +59,11 @@ from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
 from bevt.utils.benchmarking.measure import (MIB, MemoryMeter, SectionTimer,
-                                             compiled_graphs, eager_modules,
-                                             flop_counter, module_flops,
-                                             profile_steps, synchronizer)
+                                             compiled_graphs, count_ops,
+                                             eager_modules, flop_counter,
+                                             has_compiled_modules,
+                                             module_flops, profile_steps,
+                                             synchronizer)
 from bevt.utils.benchmarking.report import (fmt, noise_warning, ratio_lines,
                                             step_report, table, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
@@ -405,6 +409,7 @@ class Variant:
         self.vocab_times: List[float] = []
         self.peak = 0.
         self.flops: Dict[str, float] = {}
+        self.ops: Optional[Dict[str, int]] = None
         self.losses: List[float] = []
 
     def _count_tokenized(self, module: Any, args: tuple, kwargs: dict) -> None:
@@ -507,6 +512,14 @@ class Variant:
         self.peak = self.memory.measure(
             lambda: self.model.train_step(data, self.optim))
 
+    def measure_ops(self, data: Any) -> None:
+        """ATen operators of one more (untimed) train step on ``data``
+        (:func:`count_ops`); none with a compiled module, whose kernels are
+        generated."""
+        if not has_compiled_modules(self.model):
+            self.ops = count_ops(
+                lambda: self.model.train_step(data, self.optim))
+
     def summary(self, counts: Dict[str, int],
                 peak_tflops: Optional[float]) -> Dict[str, Any]:
         """The measured numbers of this variant."""
@@ -535,6 +548,8 @@ class Variant:
             fwd_gflops_vocab=self.flops['fwd_vocab'],
             step_gflops=step,
             achieved_tflops=step / median / 1e3,
+            aten_ops=None if self.ops is None else sum(self.ops.values()),
+            aten_ops_by_name=self.ops,
             times=self.times,
             losses=self.losses)
         if peak_tflops:
@@ -665,13 +680,17 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                            'fp16 to autocast)'))
     print(f'memory: {runners[0].memory.method}')
     print(f'timing: {args.iters} iterations after {args.warmup} warm-up, '
-          'forward + backward of the feature sum, interleaved\n')
+          'forward + backward of the feature sum, interleaved')
+    print('aten ops: ATen operators of one untimed step that do work (no '
+          'views or allocations); on CUDA about one kernel launch each\n')
     run_interleaved(runners, [None], args.iters, args.warmup, step)
     for runner in runners:
         runner.peak = runner.memory.measure(lambda: train_step(runner))
     results = []
     for r in runners:
         median = statistics.median(r.times)
+        ops = None if 'compiled' in r.name else sum(
+            count_ops(lambda: train_step(r)).values())
         results.append(
             dict(
                 name=r.name,
@@ -680,6 +699,7 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                 clips_per_s=num / median,
                 peak_memory_mib=r.peak / MIB,
                 fwd_gflops=r.gflops,
+                aten_ops=ops,
                 times=r.times))
     rows = [
         ('s/iter (median)',
@@ -689,6 +709,7 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
         ('peak memory MiB',
          [fmt(r['peak_memory_mib'], '.1f') for r in results]),
         ('fwd GFLOPs', [fmt(r['fwd_gflops'], '.2f') for r in results]),
+        ('aten ops/step', [fmt(r['aten_ops'], 'd') for r in results]),
     ]
     print(table(rows, [r['name'] for r in results]))
     if noise_warning(results):
@@ -703,6 +724,9 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
         print(f'\nspeed-up of {r["name"]} over mmaction2 (mmaction2 time / '
               f'{r["name"]} time): {speedup:.2f}x\nmemory ratio '
               f'{r["name"]}/mmaction2: {memory:.2f}')
+        if r['aten_ops']:
+            print(f'aten ops per step mmaction2/{r["name"]}: '
+                  f'{base["aten_ops"] / r["aten_ops"]:.2f}')
         suffix = '' if key == 'bevt' else f'_{key}'
         ratios.update({
             f'step_speedup{suffix}': speedup,
@@ -841,6 +865,9 @@ def _main(args: argparse.Namespace) -> int:
         '2 FLOPs; the tokenizer\'s scaled to the frames it encodes per '
         'timed step (mean); step = 3 x forward without tokenizer + '
         'tokenizer forward',
+        'aten ops: ATen operators of one untimed step that do work (no '
+        'views or allocations), forward, backward and optimizer; on CUDA '
+        'about one kernel launch each',
     ]
     for variant in variants:
         info.append(f'optimizer ({variant.name}): {variant.optim_desc}')
@@ -856,6 +883,7 @@ def _main(args: argparse.Namespace) -> int:
                     lambda v, data, record: v.step(data, record))
     for variant in variants:
         variant.measure_memory(steps[0])
+        variant.measure_ops(steps[0])
     results = [v.summary(counts, args.peak_tflops) for v in variants]
     if args.profile:
         profile_steps(variants, steps[0], args.profile)

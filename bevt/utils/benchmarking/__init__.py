@@ -2,8 +2,9 @@
 """The parts of ``tools/analysis_tools/benchmark.py`` that are not its
 command line: config edits and synthetic batches (:mod:`.specs`),
 measurement primitives (:mod:`.measure`) and the report (:mod:`.report`)."""
-from .measure import (MIB, MemoryMeter, SectionTimer, compiled_graphs,
-                      eager_modules, flop_counter, module_flops, profile_steps,
+from .measure import (MIB, NO_KERNEL_OPS, MemoryMeter, SectionTimer,
+                      compiled_graphs, count_ops, eager_modules, flop_counter,
+                      has_compiled_modules, module_flops, profile_steps,
                       synchronizer)
 from .report import (fmt, noise_warning, ratio_lines, step_report, table,
                      write_json)
@@ -13,10 +14,11 @@ from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
                     official_kwargs, parse_arch, stream_specs)
 
 __all__ = [
-    'MIB', 'MemoryMeter', 'SectionTimer', 'compiled_graphs', 'eager_modules',
-    'flop_counter', 'module_flops', 'profile_steps', 'synchronizer', 'fmt',
-    'noise_warning', 'ratio_lines', 'step_report', 'table', 'write_json',
-    'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_SETTINGS',
-    'StreamSpec', 'apply_official', 'apply_size_overrides', 'make_batches',
+    'MIB', 'NO_KERNEL_OPS', 'MemoryMeter', 'SectionTimer', 'compiled_graphs',
+    'count_ops', 'eager_modules', 'flop_counter', 'has_compiled_modules',
+    'module_flops', 'profile_steps', 'synchronizer', 'fmt', 'noise_warning',
+    'ratio_lines', 'step_report', 'table', 'write_json', 'ARCH_KEYS',
+    'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_SETTINGS', 'StreamSpec',
+    'apply_official', 'apply_size_overrides', 'make_batches',
     'make_random_init', 'official_kwargs', 'parse_arch', 'stream_specs'
 ]

@@ -29,7 +29,10 @@ def step_report(results: List[Dict[str, Any]],
     """The table of a step benchmark."""
 
     def row(label, key, spec='.3f', scale=1.):
-        return label, [fmt(r.get(key, 0.) * scale, spec) for r in results]
+        values = [r.get(key, 0.) for r in results]
+        return label, [
+            fmt(None if v is None else v * scale, spec) for v in values
+        ]
 
     rows = [
         row('s/iter (median)', 's_per_iter_median', '.4f'),
@@ -46,6 +49,7 @@ def step_report(results: List[Dict[str, Any]],
         row('fwd GFLOPs rest', 'fwd_gflops_rest', '.2f'),
         row('step GFLOPs', 'step_gflops', '.2f'),
         row('achieved TFLOP/s', 'achieved_tflops', '.4f'),
+        row('aten ops/step', 'aten_ops', '.0f'),
     ]
     if peak_tflops:
         rows.append(row('MFU %', 'mfu', '.2f', 100.))
@@ -57,18 +61,23 @@ def ratio_lines(results: List[Dict[str, Any]]) -> Tuple[str, Dict]:
     a, b = results
 
     def ratio(key):
+        if a.get(key) is None or b.get(key) is None:
+            return None
         return b[key] / a[key] if a[key] > 0 else float('inf')
 
     ratios = dict(
         step_speedup=ratio('s_per_iter_median'),
         tokenizer_speedup=ratio('tokenizer_s_per_iter'),
         vocab_speedup=ratio('vocab_s_per_iter'),
+        ops_ratio=ratio('aten_ops'),
         memory_ratio=(a['peak_memory_mib'] / b['peak_memory_mib']
                       if b['peak_memory_mib'] > 0 else float('nan')))
     text = (f'speed-up of {a["name"]} over {b["name"]} ({b["name"]} time / '
             f'{a["name"]} time): step {ratios["step_speedup"]:.2f}x, '
             f'tokenizer {ratios["tokenizer_speedup"]:.2f}x, vocab projection '
             f'{ratios["vocab_speedup"]:.2f}x\n'
+            f'aten ops per step {b["name"]}/{a["name"]}: '
+            f'{fmt(ratios["ops_ratio"], ".2f")}\n'
             f'memory ratio {a["name"]}/{b["name"]} (peak above start): '
             f'{ratios["memory_ratio"]:.2f}')
     return text, ratios
