@@ -106,9 +106,11 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert re.search(rf'memory ratio default/official .*: {NUMBER}', text)
     # the kernel-launch proxy (on a CPU the default way runs attention and
     # the tokenizer in cache-sized blocks, so no order between the two)
-    ours, official = _row(text, 'aten ops/step')
-    _positive([ours, official])
-    match = re.search(rf'aten ops per step official/default: ({NUMBER})', text)
+    ours, official = _row(text, 'aten ops fwd+bwd')
+    _positive([ours, official] + _row(text, 'aten ops optimizer'))
+    match = re.search(
+        rf'aten ops \(forward \+ backward\) official/default: ({NUMBER})',
+        text)
     assert match and float(match.group(1)) == pytest.approx(
         official / ours, abs=0.01), text
 
@@ -128,7 +130,9 @@ def test_benchmark_writes_json(compare_run):
         ])
         assert len(variant['times']) == 2
         assert sum(variant['aten_ops_by_name'].values()) == \
-            variant['aten_ops']
+            variant['aten_ops'] + variant['aten_ops_optimizer'] > 0
+        assert any(
+            k.startswith('optimizer.') for k in variant['aten_ops_by_name'])
         _positive(variant['losses'])
         assert variant['step_gflops'] == pytest.approx(
             3 * variant['fwd_gflops_rest'] + variant['fwd_gflops_tokenizer'])
@@ -178,7 +182,8 @@ def test_benchmark_backbone_only_with_size_overrides():
     assert 'precision: torch.autocast(cpu, torch.bfloat16)' in text
     assert 'input: 1 clip(s) 3x4x32x32' in text
     assert re.search(r'^\s+bevt\s+mmaction2\s*$', text, re.M), text
-    for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs', 'aten ops/step'):
+    for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs',
+                  'aten ops fwd+bwd'):
         _positive(_row(text, label))
     diff = re.search(rf'max \|diff\| = ({NUMBER})', text)
     assert diff and float(diff.group(1)) < 1e-4, text
@@ -274,6 +279,12 @@ def test_count_ops_counts_work_below_autograd_and_autocast():
     assert counts['mm'] >= 1  # backward (weight and input gradients)
     assert counts['_to_copy'] >= 3  # casts of x, weight, bias (+ back)
     assert not set(counts) & {'view', 't', 'empty', 'detach'}
+    optimizer = torch.optim.SGD(linear.parameters(), lr=0.1)
+    optimizer.zero_grad(set_to_none=True)
+    counts = count_ops(lambda: (step(), optimizer.step()), optimizer)
+    # SGD's update (add_ per parameter off CUDA) is counted apart
+    assert counts['optimizer.add_'] == 2 and 'add_' not in counts
+    assert not optimizer._optimizer_step_pre_hooks  # hooks removed
     assert not has_compiled_modules(linear)
     linear.compile(backend='eager')
     assert has_compiled_modules(nn.Sequential(linear))

@@ -217,7 +217,7 @@ NO_KERNEL_OPS = frozenset({
 })
 
 
-def count_ops(fn: Callable[[], Any]) -> Dict[str, int]:
+def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
     """Run ``fn`` and count the ATen operators it runs that do work.
 
     Counted below autograd and autocast (a dispatch mode), so the backward
@@ -230,6 +230,11 @@ def count_ops(fn: Callable[[], Any]) -> Dict[str, int]:
 
     Args:
         fn (Callable): What to run, once.
+        optimizer (torch.optim.Optimizer, optional): Count the operators of
+            its ``step`` apart, under names prefixed ``'optimizer.'`` (off
+            CUDA, AdamW updates one parameter at a time, on CUDA with
+            ``foreach`` kernels: its count differs most between devices).
+            Defaults to None.
 
     Returns:
         dict: Calls per operator name (overload packet, e.g. ``'mm'``).
@@ -237,17 +242,30 @@ def count_ops(fn: Callable[[], Any]) -> Dict[str, int]:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     counts: Counter = Counter()
+    prefix = ['']
 
     class _Counting(TorchDispatchMode):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             name = func.overloadpacket.__name__
             if not func.is_view and name not in NO_KERNEL_OPS:
-                counts[name] += 1
+                counts[prefix[0] + name] += 1
             return func(*args, **(kwargs or {}))
 
-    with _Counting():
-        fn()
+    handles = []
+    if optimizer is not None:
+        handles = [
+            optimizer.register_step_pre_hook(
+                lambda *_: prefix.__setitem__(0, 'optimizer.')),
+            optimizer.register_step_post_hook(
+                lambda *_: prefix.__setitem__(0, ''))
+        ]
+    try:
+        with _Counting():
+            fn()
+    finally:
+        for handle in handles:
+            handle.remove()
     return dict(counts)
 
 

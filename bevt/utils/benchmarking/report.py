@@ -49,7 +49,8 @@ def step_report(results: List[Dict[str, Any]],
         row('fwd GFLOPs rest', 'fwd_gflops_rest', '.2f'),
         row('step GFLOPs', 'step_gflops', '.2f'),
         row('achieved TFLOP/s', 'achieved_tflops', '.4f'),
-        row('aten ops/step', 'aten_ops', '.0f'),
+        row('aten ops fwd+bwd', 'aten_ops', '.0f'),
+        row('aten ops optimizer', 'aten_ops_optimizer', '.0f'),
     ]
     if peak_tflops:
         rows.append(row('MFU %', 'mfu', '.2f', 100.))
@@ -76,7 +77,7 @@ def ratio_lines(results: List[Dict[str, Any]]) -> Tuple[str, Dict]:
             f'{a["name"]} time): step {ratios["step_speedup"]:.2f}x, '
             f'tokenizer {ratios["tokenizer_speedup"]:.2f}x, vocab projection '
             f'{ratios["vocab_speedup"]:.2f}x\n'
-            f'aten ops per step {b["name"]}/{a["name"]}: '
+            f'aten ops (forward + backward) {b["name"]}/{a["name"]}: '
             f'{fmt(ratios["ops_ratio"], ".2f")}\n'
             f'memory ratio {a["name"]}/{b["name"]} (peak above start): '
             f'{ratios["memory_ratio"]:.2f}')
