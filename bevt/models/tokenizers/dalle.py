@@ -1,6 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The DALL-E dVAE encoder as a frozen BEVT tokenizer."""
-from typing import Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,46 @@ _DALLE_KEYS = ('group_count', 'n_hid', 'n_blk_per_group', 'input_channels',
                'vocab_size', 'device')
 
 
-def dalle_conv(conv: Conv2d, x: Tensor) -> Tensor:
+class AutocastWeights:
+    """The frozen DALL-E weights cast once to the autocast dtype.
+
+    Under an autocast every convolution (and the vocabulary projection)
+    casts its float32 weight and bias to the autocast dtype on every call:
+    autocast caches its casts only for leaf tensors that require a
+    gradient, and the tokenizer's do not. That is two cast kernels per
+    convolution and chunk (72 of the 181 operators of a chunk through the
+    DALL-E encoder),
+    and a 64 MB read of the 8192 x 2048 projection weight. This keeps each
+    cast until its source changes (another device or dtype, an in-place
+    update such as ``load_state_dict``: the tensor's version counter) and
+    gives the same values as autocast's own cast.
+    """
+
+    def __init__(self) -> None:
+        self._casts: Dict[int, Tuple[tuple, Tensor]] = {}
+
+    def __call__(self, tensor: Tensor, dtype: torch.dtype) -> Tensor:
+        """``tensor.to(dtype)``, computed once per version of ``tensor``.
+
+        Args:
+            tensor (Tensor): A frozen weight, the module's own tensor (its
+                identity is the key: not a view made per call).
+            dtype (torch.dtype): The autocast dtype.
+
+        Returns:
+            Tensor: ``tensor`` cast to ``dtype``.
+        """
+        stamp = (tensor.data_ptr(), tensor.device, tensor._version, dtype)
+        cached = self._casts.get(id(tensor))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, tensor.detach().to(dtype))
+            self._casts[id(tensor)] = cached
+        return cached[1]
+
+
+def dalle_conv(conv: Conv2d,
+               x: Tensor,
+               weights: Optional[AutocastWeights] = None) -> Tensor:
     """mmpretrain's DALL-E ``Conv2d`` on ``x``, without its casts under an
     autocast.
 
@@ -25,27 +64,37 @@ def dalle_conv(conv: Conv2d, x: Tensor) -> Tensor:
     tokenizer's ``dtype='bfloat16'``) autocast then casts them once more,
     so each convolution copies its whole input twice. Under an autocast
     this convolves ``x`` directly, so autocast casts once, straight to its
-    dtype; without one it is the module's own forward (float16
-    convolutions on CUDA, as OpenAI's code). On an H200 the 96 views of a
-    BEVT step (4 clips + 32 images, 112 px) took 25 ms instead of 37 ms
-    (the official float16 way: 34 ms). On CPU the result is bitwise the
-    module's (bfloat16 -> float32 -> bfloat16 is exact); on CUDA the
-    weights are rounded to bfloat16 once rather than through float16.
+    dtype (with ``weights``, the weights come cast already); without one it
+    is the module's own forward (float16 convolutions on CUDA, as OpenAI's
+    code). On an H200 the 96 views of a BEVT step (4 clips + 32 images,
+    112 px) took 25 ms instead of 37 ms (the official float16 way: 34 ms).
+    On CPU the result is bitwise the module's (bfloat16 -> float32 ->
+    bfloat16 is exact); on CUDA the weights are rounded to bfloat16 once
+    rather than through float16.
 
     Args:
         conv (Conv2d): mmpretrain's DALL-E convolution (``w``, ``b``,
             ``kw``).
         x (Tensor): Input of shape (B, C_in, h, w).
+        weights (AutocastWeights, optional): Cast-once weights. Defaults
+            to None (autocast casts them per call).
 
     Returns:
         Tensor: Shape (B, C_out, h, w).
     """
-    if torch.is_autocast_enabled(x.device.type):
-        return F.conv2d(x, conv.w, conv.b, padding=(conv.kw - 1) // 2)
-    return conv(x)
+    device_type = x.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return conv(x)
+    w, b = conv.w, conv.b
+    if weights is not None:
+        dtype = torch.get_autocast_dtype(device_type)
+        w, b = weights(w, dtype), weights(b, dtype)
+    return F.conv2d(x, w, b, padding=(conv.kw - 1) // 2)
 
 
-def encoder_block_inplace(block: EncoderBlock, x: Tensor) -> Tensor:
+def encoder_block_inplace(block: EncoderBlock,
+                          x: Tensor,
+                          weights: Optional[AutocastWeights] = None) -> Tensor:
     """``EncoderBlock.forward`` with in-place ReLUs and residual add.
 
     mmpretrain's block computes ``id(x) + post_gain * res(x)`` with a new
@@ -59,16 +108,17 @@ def encoder_block_inplace(block: EncoderBlock, x: Tensor) -> Tensor:
     Args:
         block (EncoderBlock): The block (weights).
         x (Tensor): Input of shape (B, C_in, h, w).
+        weights (AutocastWeights, optional): See :func:`dalle_conv`.
 
     Returns:
         Tensor: Shape (B, C_out, h, w).
     """
     res = block.res_path
-    out = dalle_conv(res.conv_1, res.relu_1(x)).relu_()
-    out = dalle_conv(res.conv_2, out).relu_()
-    out = dalle_conv(res.conv_3, out).relu_()
-    out = dalle_conv(res.conv_4, out).mul_(block.post_gain)
-    shortcut = dalle_conv(block.id_path, x) if isinstance(
+    out = dalle_conv(res.conv_1, res.relu_1(x), weights).relu_()
+    out = dalle_conv(res.conv_2, out, weights).relu_()
+    out = dalle_conv(res.conv_3, out, weights).relu_()
+    out = dalle_conv(res.conv_4, out, weights).mul_(block.post_gain)
+    shortcut = dalle_conv(block.id_path, x, weights) if isinstance(
         block.id_path, Conv2d) else block.id_path(x)  # or nn.Identity
     if torch.result_type(shortcut, out) != out.dtype:  # e.g. fp16 + fp32
         return shortcut + out
@@ -202,6 +252,10 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             check_int('stage_bytes', stage_bytes)
         self.inplace = inplace
         self.stage_bytes = stage_bytes
+        #: AutocastWeights, optional: the cast-once weights of the in-place
+        #: path (``inplace=False`` runs mmpretrain's forward, which casts
+        #: per call; None: autocast casts per call)
+        self.autocast_weights = AutocastWeights()
         for key in _DALLE_KEYS[:-1]:
             check_int(f'encoder.{key}', encoder.get(key, 1))
         self.encoder = DALLEEncoder(
@@ -220,10 +274,11 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         if not self.inplace:
             return stage(x)
         if isinstance(stage, Conv2d):  # the stem
-            return dalle_conv(stage, x)
+            return dalle_conv(stage, x, self.autocast_weights)
         for layer in stage.children():  # block_1, ..., [pool]
-            x = encoder_block_inplace(layer, x) if isinstance(
-                layer, EncoderBlock) else layer(x)
+            x = encoder_block_inplace(layer, x,
+                                      self.autocast_weights) if isinstance(
+                                          layer, EncoderBlock) else layer(x)
         return x
 
     def _features(self, images: Tensor) -> Tensor:
@@ -271,13 +326,22 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         output = self.encoder.blocks.output  # ReLU + 1x1 conv to the vocab
         feats = self._features(images)  # (B, C, h/8, w/8)
         if cells is None:  # (B, vocab_size, h/8, w/8) logits
-            logits = dalle_conv(output.conv, output.relu(feats)) \
+            logits = dalle_conv(output.conv, output.relu(feats),
+                                self.autocast_weights) \
                 if self.inplace else output(feats)
             return logits.argmax(dim=1)
         ids = torch.full(
             cells.shape, -1, dtype=torch.long, device=images.device)
         picked = output.relu(feats.permute(0, 2, 3, 1)[cells])  # (M, C)
         conv = output.conv  # mmpretrain's Conv2d: w (vocab, C, 1, 1), b
-        logits = F.linear(picked.float(), conv.w.flatten(1), conv.b)
+        w, b = conv.w, conv.b
+        device_type = images.device.type
+        if not torch.is_autocast_enabled(device_type):
+            picked = picked.float()  # e.g. mmpretrain's float16 on CUDA
+        elif self.inplace and self.autocast_weights is not None:
+            dtype = torch.get_autocast_dtype(device_type)
+            w = self.autocast_weights(w, dtype)
+            b = self.autocast_weights(b, dtype)
+        logits = F.linear(picked, w.flatten(1), b)
         ids[cells] = logits.argmax(dim=-1)  # (M, vocab_size) -> (M, )
         return ids

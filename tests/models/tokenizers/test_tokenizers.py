@@ -198,6 +198,34 @@ def test_dalle_conv_casts_once_under_autocast():
         assert calls and set(calls) == {torch.float32}
 
 
+def test_dalle_weights_cast_once_under_autocast():
+    """Under the tokenizer's autocast the frozen weights are cast once and
+    reused (two casts fewer per convolution and call, the same ids), and
+    cast again when they change in place."""
+    from bevt.utils.benchmarking import count_ops
+
+    torch.manual_seed(0)
+    tok = BEVTDALLETokenizer(encoder=DALLE_CFG, dtype='bfloat16')
+    x = inputs('dalle', 3)
+    cells = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(1))
+    cells = cells < 0.5
+    ids = tok(x, cell_mask=cells)
+    cached = count_ops(lambda: tok(x, cell_mask=cells))
+    weights, tok.autocast_weights = tok.autocast_weights, None
+    per_call = count_ops(lambda: tok(x, cell_mask=cells))
+    assert torch.equal(tok(x, cell_mask=cells), ids)
+    tok.autocast_weights = weights
+    tensors = [m for m in tok.modules() if isinstance(m, Conv2d)]
+    assert per_call['_to_copy'] - cached['_to_copy'] == 2 * len(tensors)
+    assert cached['_to_copy'] == 1  # the input, to bfloat16
+    # in place new weights (load_state_dict): cast again
+    torch.manual_seed(5)
+    other = BEVTDALLETokenizer(encoder=DALLE_CFG, dtype='bfloat16')
+    tok.encoder.load_state_dict(other.encoder.state_dict())
+    assert torch.equal(tok(x, cell_mask=cells), other(x, cell_mask=cells))
+    assert not torch.equal(tok(x, cell_mask=cells), ids)
+
+
 @pytest.mark.parametrize('kind', KINDS)
 def test_cell_mask_gives_the_needed_cells_only(kind):
     """Needed cells equal the full targets, the rest is filled, frames with
