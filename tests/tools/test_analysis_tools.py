@@ -108,6 +108,9 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     # the tokenizer in cache-sized blocks, so no order between the two)
     ours, official = _row(text, 'aten ops fwd+bwd')
     _positive([ours, official] + _row(text, 'aten ops optimizer'))
+    # host syncs: the default way reads each mask once (nonzero), the
+    # official way indexes with it (forward and backward)
+    assert len(_row(text, 'host syncs')) == 2
     match = re.search(
         rf'aten ops \(forward \+ backward\) official/default: ({NUMBER})',
         text)
@@ -286,5 +289,11 @@ def test_count_ops_counts_work_below_autograd_and_autocast():
     assert counts['optimizer.add_'] == 2 and 'add_' not in counts
     assert not optimizer._optimizer_step_pre_hooks  # hooks removed
     assert not has_compiled_modules(linear)
+    # host syncs on CUDA: values and output sizes read by the host
+    syncs = count_ops(lambda: (x[x > 0], x.sum().item(), x[[0, 2]],
+                               x.masked_fill(x > 0, 0.)))
+    assert syncs['host_sync.index'] == 1  # the mask index, not the list
+    assert syncs['host_sync._local_scalar_dense'] == 1
+    assert sum(n for k, n in syncs.items() if k.startswith('host_sync.')) == 2
     linear.compile(backend='eager')
     assert has_compiled_modules(nn.Sequential(linear))

@@ -394,7 +394,7 @@ class Variant:
         self.sync = sync
         # frames and pixels the tokenizer encodes (registered before its
         # timer, so it is not timed)
-        self.tokenized = dict(frames=0, pixels=0)
+        self.tokenized: List[Tuple[Any, int]] = []  # (frames, pixels each)
         self.model.target_generator.register_forward_pre_hook(
             self._count_tokenized, with_kwargs=True)
         self.tokenizer_timer = SectionTimer(self.model.target_generator, sync)
@@ -413,18 +413,25 @@ class Variant:
         self.losses: List[float] = []
 
     def _count_tokenized(self, module: Any, args: tuple, kwargs: dict) -> None:
-        """Forward pre-hook of the tokenizer: count what it will encode."""
+        """Forward pre-hook of the tokenizer: note what it will encode (a
+        frame count on the device is read after the step, so that the hook
+        adds no host sync inside it)."""
         x = args[0]  # (N, 3, [T, ] h, w)
         frame_mask = kwargs.get('frame_mask',
                                 args[1] if len(args) > 1 else None)
         cell_mask = kwargs.get('cell_mask', args[2] if len(args) > 2 else None)
         keep = module.needed_frames(frame_mask, cell_mask)
         if keep is not None:
-            frames = int(keep.sum())
+            frames = keep.sum()
         else:
             frames = x.shape[0] * (x.shape[2] if x.dim() == 5 else 1)
-        self.tokenized['frames'] += frames
-        self.tokenized['pixels'] += frames * x.shape[-2] * x.shape[-1]
+        self.tokenized.append((frames, x.shape[-2] * x.shape[-1]))
+
+    def tokenized_totals(self) -> Tuple[int, int]:
+        """(frames, pixels) the tokenizer encoded since the last reset."""
+        frames = [int(n) for n, _ in self.tokenized]
+        pixels = sum(n * p for n, (_, p) in zip(frames, self.tokenized))
+        return sum(frames), pixels
 
     def share_weights_of(self, other: 'Variant') -> str:
         """Copy ``other``'s weights (tokenizer included) into this model.
@@ -462,7 +469,7 @@ class Variant:
         import torch
 
         self._timers(False)
-        self.tokenized.update(frames=0, pixels=0)
+        self.tokenized.clear()
         root = type(self.model).__name__
         with torch.no_grad():
             data = self.model.data_preprocessor(step, True)
@@ -471,7 +478,7 @@ class Variant:
         self._timers(True)
         total = counter.get_total_flops()
         tokenizer = module_flops(counter, f'{root}.target_generator')
-        pixels = self.tokenized['pixels']
+        pixels = self.tokenized_totals()[1]
         self.flops = dict(
             tokenizer_per_pixel=tokenizer / pixels if pixels else 0.,
             fwd_rest=(total - tokenizer) / 1e9,
@@ -487,7 +494,7 @@ class Variant:
         for timer in (self.tokenizer_timer, self.vocab_timer):
             if timer is not None:
                 timer.total = 0.
-        self.tokenized.update(frames=0, pixels=0)
+        self.tokenized.clear()
         self.sync()
         start = time.perf_counter()
         log = self.model.train_step(data, self.optim)
@@ -501,8 +508,9 @@ class Variant:
         if record:
             self.times.append(elapsed)
             self.tokenizer_times.append(self.tokenizer_timer.total)
-            self.tokenized_frames.append(self.tokenized['frames'])
-            self.tokenized_pixels.append(self.tokenized['pixels'])
+            frames, pixels = self.tokenized_totals()
+            self.tokenized_frames.append(frames)
+            self.tokenized_pixels.append(pixels)
             self.vocab_times.append(
                 self.vocab_timer.total if self.vocab_timer else 0.)
             self.losses.append(loss)
@@ -520,6 +528,14 @@ class Variant:
             self.ops = count_ops(
                 lambda: self.model.train_step(data, self.optim),
                 self.optim.optimizer)
+
+    def _ops_sum(self, prefix: str) -> Optional[int]:
+        """Operators counted under ``prefix`` ('' = forward + backward)."""
+        if self.ops is None:
+            return None
+        sections = ('optimizer.', 'host_sync.')
+        return sum(n for k, n in self.ops.items() if (
+            k.startswith(prefix) if prefix else not k.startswith(sections)))
 
     def summary(self, counts: Dict[str, int],
                 peak_tflops: Optional[float]) -> Dict[str, Any]:
@@ -549,11 +565,9 @@ class Variant:
             fwd_gflops_vocab=self.flops['fwd_vocab'],
             step_gflops=step,
             achieved_tflops=step / median / 1e3,
-            aten_ops=None if self.ops is None else sum(
-                n for k, n in self.ops.items()
-                if not k.startswith('optimizer.')),
-            aten_ops_optimizer=None if self.ops is None else sum(
-                n for k, n in self.ops.items() if k.startswith('optimizer.')),
+            aten_ops=self._ops_sum(''),
+            aten_ops_optimizer=self._ops_sum('optimizer.'),
+            host_syncs=self._ops_sum('host_sync.'),
             aten_ops_by_name=self.ops,
             times=self.times,
             losses=self.losses)
@@ -873,7 +887,10 @@ def _main(args: argparse.Namespace) -> int:
         'aten ops: ATen operators of one untimed step that do work (no '
         'views or allocations; on CUDA about one kernel launch each): '
         'forward + backward, and the optimizer step apart (one parameter '
-        'at a time off CUDA, foreach kernels on CUDA)',
+        'at a time off CUDA, foreach kernels on CUDA); host syncs: those '
+        'outside the optimizer that wait for the device on CUDA (a value '
+        'or an output size read by the host: .item(), nonzero, mask '
+        'indexing)',
     ]
     for variant in variants:
         info.append(f'optimizer ({variant.name}): {variant.optim_desc}')

@@ -17,6 +17,23 @@ def _shape(x: Tensor) -> tuple:
     return tuple(x.shape)
 
 
+def masked_positions(mask: Tensor) -> Tensor:
+    """Flat positions of the masked tokens, for ``index_select``.
+
+    One ``nonzero`` serves every gather of a head: a bool index makes the
+    host wait for the device on CUDA at each use, and once more in its
+    backward (an ``index_put`` with the mask), an ``index_select`` with
+    these positions in neither.
+
+    Args:
+        mask (Tensor): Bool (N, L); True = masked.
+
+    Returns:
+        Tensor: int64 (M, ), positions in the (N*L, ) flattened tokens.
+    """
+    return mask.flatten().nonzero().squeeze(1)
+
+
 def check_masked_inputs(feats: Tensor, target: Tensor, mask: Tensor,
                         in_channels: int, target_ndim: int) -> None:
     """Check the shapes of a masked-prediction head's inputs.
@@ -153,17 +170,18 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
             raise TypeError('target must hold integer token ids, got '
                             f'{target.dtype} (pass ids, not logits)')
         mask = mask.to(torch.bool)
-        target = target[mask]  # (M,)
+        where = masked_positions(mask)  # (M, )
+        target = target.flatten().index_select(0, where)  # (M, )
         bad = (target < 0) | (target >= self.num_classes)
         if bad.any():
             raise ValueError(
                 f'Masked targets must lie in [0, {self.num_classes}); got '
                 f'{target[bad].unique().tolist()} (-1 = a frame the '
                 'tokenizer skipped but the mask predicts)')
-        if self.gather_masked:
-            logits = self.fc(feats[mask])  # (M, num_classes)
-        else:
-            logits = self.fc(feats)[mask]  # (N, L, K) -> (M, K)
+        if self.gather_masked:  # (N*L, C) -> (M, C) -> (M, num_classes)
+            logits = self.fc(feats.flatten(0, 1).index_select(0, where))
+        else:  # the official way: (N, L, K) -> (M, K)
+            logits = self.fc(feats)[mask]
         if target.numel() == 0:
             loss = logits.sum() * 0.
             acc = feats.new_zeros((), dtype=torch.float32)

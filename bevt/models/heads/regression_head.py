@@ -9,7 +9,7 @@ from torch import Tensor
 
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptMultiConfig
-from .mim_head import BEVTBaseMaskedHead, check_masked_inputs
+from .mim_head import BEVTBaseMaskedHead, check_masked_inputs, masked_positions
 
 
 @MODELS.register_module()
@@ -61,9 +61,9 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
         if target.shape[-1] != self.target_dims:
             raise ValueError(f'target must be (N, L, {self.target_dims}); '
                              f'got {tuple(target.shape)}')
-        mask = mask.to(torch.bool)
-        pred = self.fc(feats[mask])  # (M, D)
-        target = target[mask]  # (M, D)
+        where = masked_positions(mask.to(torch.bool))  # (M, )
+        pred = self.fc(feats.flatten(0, 1).index_select(0, where))  # (M, D)
+        target = target.flatten(0, 1).index_select(0, where)  # (M, D)
         if target.shape[0] == 0:
             loss = pred.sum() * 0.
         else:

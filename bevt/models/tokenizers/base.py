@@ -365,6 +365,7 @@ class BEVTTokenizer(BaseModule):
             out[chunk] = self._encode_frames(
                 self._gather(x, chunk),
                 None if cells is None else cells[chunk])
-        if cells is not None:
-            out[~cells] = -1 if self.target_dims is None else 0
+        if cells is not None:  # masked_fill_: no host sync on CUDA
+            fill = ~cells if out.dim() == cells.dim() else ~cells[..., None]
+            out.masked_fill_(fill, -1 if self.target_dims is None else 0)
         return out.view(lead + out.shape[1:]).detach()

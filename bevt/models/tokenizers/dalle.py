@@ -332,7 +332,12 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             return logits.argmax(dim=1)
         ids = torch.full(
             cells.shape, -1, dtype=torch.long, device=images.device)
-        picked = output.relu(feats.permute(0, 2, 3, 1)[cells])  # (M, C)
+        # one nonzero for the gather and the scatter (a bool index would
+        # make each of them wait for the device on CUDA)
+        where = cells.flatten().nonzero().squeeze(1)  # (M, )
+        picked = output.relu(
+            feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1]).index_select(
+                0, where))  # (M, C)
         conv = output.conv  # mmpretrain's Conv2d: w (vocab, C, 1, 1), b
         w, b = conv.w, conv.b
         device_type = images.device.type
@@ -343,5 +348,5 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             w = self.autocast_weights(w, dtype)
             b = self.autocast_weights(b, dtype)
         logits = F.linear(picked, w.flatten(1), b)
-        ids[cells] = logits.argmax(dim=-1)  # (M, vocab_size) -> (M, )
+        ids.view(-1).index_copy_(0, where, logits.argmax(dim=-1))  # (M, )
         return ids

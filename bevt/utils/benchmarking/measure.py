@@ -215,6 +215,30 @@ NO_KERNEL_OPS = frozenset({
     'empty', 'empty_strided', 'empty_like', 'detach', 'alias', 'lift_fresh',
     '_unsafe_view', 'set_', 'resize_', '_local_scalar_dense'
 })
+#: ATen operators whose result the host must wait for on CUDA (a value, or
+#: the size of the output)
+HOST_SYNC_OPS = frozenset({
+    '_local_scalar_dense', 'is_nonzero', 'nonzero', 'masked_select', 'unique',
+    '_unique', '_unique2', 'unique_consecutive', 'unique_dim'
+})
+#: ATen indexing operators that wait for the host when an index is a mask
+MASK_INDEX_OPS = frozenset({'index', 'index_put', 'index_put_'})
+
+
+def is_host_sync(name: str, args: tuple) -> bool:
+    """Whether ATen operator ``name`` called with ``args`` makes the host
+    wait for the device on CUDA: :data:`HOST_SYNC_OPS`, and
+    :data:`MASK_INDEX_OPS` with a bool (mask) index, which they turn into
+    indices with a ``nonzero`` of their own."""
+    import torch
+
+    if name in HOST_SYNC_OPS:
+        return True
+    if name in MASK_INDEX_OPS and len(args) > 1:
+        return any(
+            getattr(index, 'dtype', None) in (torch.bool, torch.uint8)
+            for index in args[1] if index is not None)
+    return False
 
 
 def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
@@ -237,7 +261,11 @@ def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
             Defaults to None.
 
     Returns:
-        dict: Calls per operator name (overload packet, e.g. ``'mm'``).
+        dict: Calls per operator name (overload packet, e.g. ``'mm'``),
+        and under ``'host_sync.'`` + name the calls outside the optimizer
+        that make the host wait for the device on CUDA
+        (:func:`is_host_sync`; the optimizer's step counters stay on the
+        CPU).
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -250,6 +278,8 @@ def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
             name = func.overloadpacket.__name__
             if not func.is_view and name not in NO_KERNEL_OPS:
                 counts[prefix[0] + name] += 1
+            if not prefix[0] and is_host_sync(name, args):
+                counts['host_sync.' + name] += 1
             return func(*args, **(kwargs or {}))
 
     handles = []

@@ -51,6 +51,7 @@ def step_report(results: List[Dict[str, Any]],
         row('achieved TFLOP/s', 'achieved_tflops', '.4f'),
         row('aten ops fwd+bwd', 'aten_ops', '.0f'),
         row('aten ops optimizer', 'aten_ops_optimizer', '.0f'),
+        row('host syncs', 'host_syncs', '.0f'),
     ]
     if peak_tflops:
         rows.append(row('MFU %', 'mfu', '.2f', 100.))

@@ -190,3 +190,31 @@ def test_regression_head_errors():
         head.loss(feats, torch.randn(N, L), mask, 'video')
     with pytest.raises(ValueError, match='audio'):
         head.loss(feats, torch.randn(N, L, 5), mask, 'audio')
+
+
+def test_heads_read_the_mask_once():
+    """Forward and backward of a head's loss make the host wait for the
+    device (on CUDA) twice: the mask's nonzero and the target check; no
+    bool indexing, whose every use (and backward) waits again."""
+    from bevt.utils.benchmarking import count_ops
+
+    feats, target, mask = make_batch()
+    feats.requires_grad_(True)
+    heads = [(make_head(), target)]
+    torch.manual_seed(0)
+    heads.append((BEVTRegressionHead(in_channels=C,
+                                     target_dims=3), torch.randn(N, L, 3)))
+    for head, tgt in heads:
+
+        def step():
+            out = head.loss(feats, tgt, mask, 'video')
+            out['loss_video'].backward()
+
+        syncs = {
+            k: n
+            for k, n in count_ops(step).items() if k.startswith('host_sync.')
+        }
+        expected = {'host_sync.nonzero': 1}
+        if isinstance(head, BEVTMIMHead):  # the check of the ids
+            expected['host_sync._local_scalar_dense'] = 1
+        assert syncs == expected, (type(head).__name__, syncs)

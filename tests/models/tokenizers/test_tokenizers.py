@@ -226,6 +226,22 @@ def test_dalle_weights_cast_once_under_autocast():
     assert not torch.equal(tok(x, cell_mask=cells), ids)
 
 
+def test_cell_mask_path_reads_the_masks_once_per_chunk():
+    """With a cell mask the DALL-E tokenizer makes the host wait for the
+    device (on CUDA) once for the frames and once per chunk for the cells;
+    the fill of the unneeded cells waits for nothing."""
+    from bevt.utils.benchmarking import count_ops
+
+    tok = BEVTDALLETokenizer(encoder=DALLE_CFG, chunk_size=2)
+    clips = inputs('dalle', 2, 3)
+    cells = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    cells = cells < 0.5
+    counts = count_ops(lambda: tok(clips, cell_mask=cells))
+    syncs = {k: n for k, n in counts.items() if k.startswith('host_sync.')}
+    chunks = -(-int(cells.flatten(2).any(-1).sum()) // 2)
+    assert syncs == {'host_sync.nonzero': 1 + chunks}, syncs
+
+
 @pytest.mark.parametrize('kind', KINDS)
 def test_cell_mask_gives_the_needed_cells_only(kind):
     """Needed cells equal the full targets, the rest is filled, frames with
