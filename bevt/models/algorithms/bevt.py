@@ -208,8 +208,11 @@ class BEVT(BaseModel):
         """(stream, features, targets, flat target mask) of one batch."""
         inputs = batch['inputs']
         stream = self.stream_of(inputs['imgs'])
-        feats = self.extract_feat(inputs)  # (N, L, C)
+        # the tokenizer first: on CUDA its host syncs (reading the masks)
+        # then come before its convolutions are queued, and the backbone is
+        # launched while the device runs them
         target = self.targets(inputs, all_frames)  # (N, L[, D])
+        feats = self.extract_feat(inputs)  # (N, L, C)
         mask = inputs['target_mask'].flatten(1)  # (N, L)
         tokens = feats.shape[1]
         if target.shape[1] != tokens or mask.shape[1] != tokens:

@@ -324,6 +324,12 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             Tensor: int64 ids of shape (B, h/8, w/8).
         """
         output = self.encoder.blocks.output  # ReLU + 1x1 conv to the vocab
+        if cells is not None:
+            # the needed cells' positions, read before the convolutions are
+            # queued (on CUDA the host waits for the device here, not for
+            # this chunk's convolutions), one nonzero for the gather and the
+            # scatter (a bool index would wait at each of them)
+            where = cells.flatten().nonzero().squeeze(1)  # (M, )
         feats = self._features(images)  # (B, C, h/8, w/8)
         if cells is None:  # (B, vocab_size, h/8, w/8) logits
             logits = dalle_conv(output.conv, output.relu(feats),
@@ -332,9 +338,6 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             return logits.argmax(dim=1)
         ids = torch.full(
             cells.shape, -1, dtype=torch.long, device=images.device)
-        # one nonzero for the gather and the scatter (a bool index would
-        # make each of them wait for the device on CUDA)
-        where = cells.flatten().nonzero().squeeze(1)  # (M, )
         picked = output.relu(
             feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1]).index_select(
                 0, where))  # (M, C)
