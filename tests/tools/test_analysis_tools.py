@@ -90,6 +90,7 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert 'a multiply-add = 2 FLOPs' in text
     assert 'fused_attention=reference' in text
     assert 'tokenize_all_frames=True' in text
+    assert 'tokenizer_first=False' in text
     assert 'gather_masked=False' in text
     # the config merges param groups; the official way has one per parameter
     assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in text

@@ -48,6 +48,12 @@ class BEVT(BaseModel):
             without a masked token are skipped and the DALL-E vocabulary
             projection runs on the masked cells only, which leaves the loss
             unchanged. Defaults to False.
+        tokenizer_first (bool): In each stream, run the tokenizer before
+            the backbone: on CUDA its host syncs (reading the masks) then
+            wait for little, and the backbone is launched while the device
+            runs the tokenizer's convolutions. False runs it after the
+            backbone, as the official code (whose head holds the tokenizer).
+            The result is the same either way. Defaults to True.
         compile_backbone (bool | dict): Compile the backbone with
             ``torch.compile`` (in place, through ``nn.Module.compile``: the
             weights and state-dict keys stay as they are); a dict gives
@@ -63,6 +69,7 @@ class BEVT(BaseModel):
                  target_generator: ConfigType,
                  data_preprocessor: OptConfigType = None,
                  tokenize_all_frames: bool = False,
+                 tokenizer_first: bool = True,
                  compile_backbone: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
@@ -75,6 +82,10 @@ class BEVT(BaseModel):
         self.head = MODELS.build(head)
         self.target_generator = MODELS.build(target_generator)
         self.tokenize_all_frames = tokenize_all_frames
+        if not isinstance(tokenizer_first, bool):
+            raise TypeError('tokenizer_first must be a bool, got '
+                            f'{tokenizer_first!r}')
+        self.tokenizer_first = tokenizer_first
         self._check_parts()
         if not isinstance(compile_backbone, (bool, dict)):
             raise TypeError('compile_backbone must be a bool or a dict of '
@@ -208,11 +219,12 @@ class BEVT(BaseModel):
         """(stream, features, targets, flat target mask) of one batch."""
         inputs = batch['inputs']
         stream = self.stream_of(inputs['imgs'])
-        # the tokenizer first: on CUDA its host syncs (reading the masks)
-        # then come before its convolutions are queued, and the backbone is
-        # launched while the device runs them
-        target = self.targets(inputs, all_frames)  # (N, L[, D])
-        feats = self.extract_feat(inputs)  # (N, L, C)
+        if self.tokenizer_first:  # see the class docstring
+            target = self.targets(inputs, all_frames)  # (N, L[, D])
+            feats = self.extract_feat(inputs)  # (N, L, C)
+        else:
+            feats = self.extract_feat(inputs)
+            target = self.targets(inputs, all_frames)
         mask = inputs['target_mask'].flatten(1)  # (N, L)
         tokens = feats.shape[1]
         if target.shape[1] != tokens or mask.shape[1] != tokens:

@@ -17,6 +17,7 @@ from bevt.utils.config_streams import (loader_pipelines, pipeline_stream,
 OFFICIAL_SETTINGS = (
     ('model.backbone.fused_attention', 'reference'),
     ('model.tokenize_all_frames', True),
+    ('model.tokenizer_first', False),  # the tokenizer is in the head
     ('model.head.gather_masked', False),
     ('model.target_generator.dtype', None),
     ('model.target_generator.channels_last', False),

@@ -148,6 +148,40 @@ def test_single_stream_and_frame_skipping_keeps_the_loss():
     assert (target.view(2, 4, 16)[0, 2:] == -1).all()
 
 
+def test_tokenizer_first_or_after_gives_the_same_step():
+    """``tokenizer_first`` only moves the tokenizer before the backbone in
+    each stream (the official code runs it after, in its head): the calls
+    come in that order and the losses and gradients are bitwise equal
+    (with drop path, whose random draws the order must not move)."""
+    drop = dict(backbone=dict(drop_path_rate=0.3))
+    results = []
+    for first in (True, False):
+        model = tiny_bevt(tokenizer_first=first, **drop).train()
+        calls = []
+        for name in ('backbone', 'target_generator'):
+            getattr(model, name).register_forward_pre_hook(
+                lambda *_, name=name: calls.append(name))
+        data = model.data_preprocessor(two_stream_batches(), True)
+        torch.manual_seed(3)
+        losses = model(*data, mode='loss')
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        pair = ['target_generator', 'backbone'] if first else \
+            ['backbone', 'target_generator']
+        assert calls == pair * 2
+        results.append((losses, {
+            k: p.grad
+            for k, p in model.named_parameters() if p.grad is not None
+        }))
+    (losses_a, grads_a), (losses_b, grads_b) = results
+    for key in losses_a:
+        assert torch.equal(losses_a[key], losses_b[key]), key
+    assert grads_a.keys() == grads_b.keys()
+    for key in grads_a:
+        assert torch.equal(grads_a[key], grads_b[key]), key
+    with pytest.raises(TypeError, match='tokenizer_first'):
+        tiny_bevt(tokenizer_first='yes')
+
+
 def test_tensor_and_predict_modes():
     model = tiny_bevt().eval()
     video, image = model.data_preprocessor(two_stream_batches(), False)
