@@ -266,17 +266,12 @@ def residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module) -> Tensor:
 
 def window_attention(attn: WindowAttention3D, windows: Tensor,
                      mask: Optional[Tensor], attention: str) -> Tensor:
-    """Window attention by ``attention`` (see :func:`swin_block_forward`)."""
+    """Window attention by ``attention``, ``'fused'`` or ``'eager'`` (see
+    :func:`swin_block_forward`)."""
     if attention == 'fused':
         return fused_window_attention(attn, windows, mask)
-    if attention == 'eager':
-        block_bytes = EAGER_BLOCK_BYTES if windows.device.type == 'cpu' \
-            else None
-        return eager_window_attention(attn, windows, mask, block_bytes)
-    if attention == 'reference':
-        return attn(windows, mask=mask)
-    raise ValueError(f'Invalid attention: {attention!r}; expected '
-                     "'fused', 'eager' or 'reference'")
+    block_bytes = EAGER_BLOCK_BYTES if windows.device.type == 'cpu' else None
+    return eager_window_attention(attn, windows, mask, block_bytes)
 
 
 def swin_block_forward(block: SwinTransformerBlock3D,
@@ -318,6 +313,9 @@ def swin_block_forward(block: SwinTransformerBlock3D,
     Returns:
         Tensor: Shape (B, D, H, W, C).
     """
+    if attention not in ('fused', 'eager', 'reference'):
+        raise ValueError(f'Invalid attention: {attention!r}; expected '
+                         "'fused', 'eager' or 'reference'")
     if attention == 'reference':
         return reference_block_forward(block, x, window, shift, attn_mask)
     B, D, H, W, C = x.shape
