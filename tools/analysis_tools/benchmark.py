@@ -23,7 +23,8 @@ of one forward (``torch.utils.flop_counter``; a multiply-add counts as 2),
 split into tokenizer and the rest, with the step estimate
 3 x (trainable forward) + tokenizer forward, and the ATen operators of one
 step that do work (no views; about one kernel launch each on CUDA, the
-overhead that bounds a small-batch GPU step; not for a compiled backbone).
+overhead that bounds a small-batch GPU step; not for a compiled backbone)
+with the host syncs among them (reads of device values or output sizes).
 
 ``--compare`` builds a second variant in the same process with the same
 weights and batches, runs both interleaved and prints the ratios;
@@ -709,7 +710,8 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     for r in runners:
         median = statistics.median(r.times)
         ops = None if 'compiled' in r.name else sum(
-            count_ops(lambda: train_step(r)).values())
+            n for k, n in count_ops(lambda: train_step(r)).items()
+            if not k.startswith('host_sync.'))
         results.append(
             dict(
                 name=r.name,
