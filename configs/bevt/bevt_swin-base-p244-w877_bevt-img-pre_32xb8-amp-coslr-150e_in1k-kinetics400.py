@@ -107,14 +107,20 @@ test_cfg = None
 # in the official run: fp16 with a dynamic loss scale ('bfloat16' is safer
 # where supported: optim_wrapper.dtype='bfloat16'). BEVTOptimWrapperConstructor
 # gives each parameter mmengine's settings, in one param group per distinct
-# setting (2 instead of 344 for Swin-B: fewer optimizer kernels per step)
+# setting (2 instead of 344 for Swin-B: fewer optimizer kernels per step);
+# torch's fused AdamW updates each group in one kernel (the same update up to
+# float rounding; CUDA and CPU)
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     constructor='BEVTOptimWrapperConstructor',
     loss_scale='dynamic',
     accumulative_counts=2,
     optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW',
+        lr=5e-4,
+        betas=(0.9, 0.999),
+        weight_decay=0.05,
+        fused=True),
     paramwise_cfg=dict(
         custom_keys=dict(
             absolute_pos_embed=dict(decay_mult=0.),

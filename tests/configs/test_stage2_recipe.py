@@ -86,6 +86,7 @@ def test_optimisation(cfg):
     assert ow.optimizer.type == 'AdamW'
     assert ow.optimizer.lr == 5e-4 and ow.optimizer.weight_decay == 0.05
     assert ow.optimizer.betas == (0.9, 0.999)
+    assert ow.optimizer.fused  # one kernel per group and step
     assert ow.paramwise_cfg.custom_keys == dict(
         absolute_pos_embed=dict(decay_mult=0.),
         relative_position_bias_table=dict(decay_mult=0.),

@@ -94,6 +94,10 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert 'gather_masked=False' in text
     # the config merges param groups; the official way has one per parameter
     assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in text
+    # ... and a fused AdamW, the official way not
+    assert 'optim_wrapper.optimizer.fused=False' in text
+    assert re.search(r'^optimizer \(default\): \w+\(AdamW fused,', text,
+                     re.M), text
     groups = re.findall(r'^optimizer \((\w+)\): .*?(\d+) param groups', text,
                         re.M)
     assert len(groups) == 2 and int(groups[0][1]) < int(groups[1][1]), groups
@@ -171,7 +175,7 @@ def test_benchmark_cpu_fallback_keeps_the_constructor():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     groups = dict(
         re.findall(
-            r'^optimizer \((\w+)\): plain OptimWrapper\(AdamW, '
+            r'^optimizer \((\w+)\): plain OptimWrapper\(AdamW(?: fused)?, '
             r'(\d+) param groups', proc.stdout, re.M))
     assert groups['default'] == '2', proc.stdout
     assert int(groups['official']) > 20, proc.stdout

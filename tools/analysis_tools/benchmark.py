@@ -124,7 +124,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='run "the official way": ' +
         ', '.join(f'{k.split(".")[-1]}={v}' for k, v in OFFICIAL_SETTINGS) +
-        f', one param group per parameter ({OFFICIAL_CONSTRUCTOR[1]})')
+        f', one param group per parameter ({OFFICIAL_CONSTRUCTOR[1]}), '
+        'AdamW not fused')
     parser.add_argument(
         '--compare',
         nargs='+',
@@ -276,6 +277,12 @@ def build_model(cfg: Any, device: Any, seed: int) -> Any:
     return model.to(device).train()
 
 
+def optimizer_name(optimizer: Any) -> str:
+    """E.g. 'AdamW' or 'AdamW fused'."""
+    fused = getattr(optimizer, 'defaults', {}).get('fused')
+    return type(optimizer).__name__ + (' fused' if fused else '')
+
+
 def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
                     device: Any) -> Tuple[Any, str]:
     """The config's optim wrapper, or a fallback that works on ``device``.
@@ -309,7 +316,7 @@ def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
         try:
             wrapper = build_optim_wrapper(model, wrapper_cfg)
             desc = (f'{type(wrapper).__name__}('
-                    f'{type(wrapper.optimizer).__name__}, '
+                    f'{optimizer_name(wrapper.optimizer)}, '
                     f'{len(wrapper.optimizer.param_groups)} param groups')
             cast = getattr(wrapper, 'cast_dtype', None)
             if type(wrapper).__name__ == 'AmpOptimWrapper':
@@ -335,7 +342,7 @@ def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
             k: v
             for k, v in plain.items() if v is not None
         })
-        desc = (f'plain OptimWrapper({type(wrapper.optimizer).__name__}, '
+        desc = (f'plain OptimWrapper({optimizer_name(wrapper.optimizer)}, '
                 f'{len(wrapper.optimizer.param_groups)} param groups, the '
                 'config\'s optimizer, no AmpOptimWrapper)')
     except Exception:  # noqa: BLE001  (any config problem: plain AdamW)

@@ -9,9 +9,10 @@ from .measure import (HOST_SYNC_OPS, MIB, NO_KERNEL_OPS, MemoryMeter,
 from .report import (fmt, noise_warning, ratio_lines, step_report, table,
                      write_json)
 from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
-                    OFFICIAL_SETTINGS, StreamSpec, apply_official,
-                    apply_size_overrides, make_batches, make_random_init,
-                    official_kwargs, parse_arch, stream_specs)
+                    OFFICIAL_OPTIMIZER, OFFICIAL_SETTINGS, StreamSpec,
+                    apply_official, apply_size_overrides, make_batches,
+                    make_random_init, official_kwargs, parse_arch,
+                    stream_specs)
 
 __all__ = [
     'HOST_SYNC_OPS', 'MIB', 'NO_KERNEL_OPS', 'is_host_sync', 'MemoryMeter',
@@ -19,7 +20,7 @@ __all__ = [
     'flop_counter', 'has_compiled_modules', 'module_flops', 'profile_steps',
     'synchronizer', 'fmt', 'noise_warning', 'ratio_lines', 'step_report',
     'table', 'write_json', 'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR',
-    'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
+    'OFFICIAL_OPTIMIZER', 'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
     'apply_size_overrides', 'make_batches', 'make_random_init',
     'official_kwargs', 'parse_arch', 'stream_specs'
 ]

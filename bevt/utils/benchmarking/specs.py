@@ -30,6 +30,9 @@ OFFICIAL_SETTINGS = (
 #: config names ours.
 OFFICIAL_CONSTRUCTOR = ('BEVTOptimWrapperConstructor',
                         'DefaultOptimWrapperConstructor')
+#: ... and its AdamW unfused (one kernel per op and parameter, or foreach),
+#: applied where the config fuses it
+OFFICIAL_OPTIMIZER = ('fused', False)
 ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 
 
@@ -297,6 +300,11 @@ def apply_official(cfg: Any) -> List[str]:
     if wrapper is not None and wrapper.get('constructor') == ours:
         wrapper['constructor'] = default
         applied.append(f'optim_wrapper.constructor={default}')
+    optimizer = None if wrapper is None else wrapper.get('optimizer')
+    key, value = OFFICIAL_OPTIMIZER
+    if optimizer is not None and optimizer.get(key):
+        optimizer[key] = value
+        applied.append(f'optim_wrapper.optimizer.{key}={value}')
     return applied
 
 

@@ -87,7 +87,11 @@ test_cfg = None
 optim_wrapper = dict(
     constructor='BEVTOptimWrapperConstructor',
     optimizer=dict(
-        type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW',
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        weight_decay=0.05,
+        fused=True),
     paramwise_cfg=dict(
         custom_keys=dict(
             absolute_pos_embed=dict(decay_mult=0.),
