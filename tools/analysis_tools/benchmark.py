@@ -33,9 +33,9 @@ mmaction2's ``SwinTransformer3D`` (``--compile``: also under
 ``torch.compile``); ``--compare model.compile_backbone=True`` times the full
 step with the compiled backbone.
 
-This file is the command line and the runs; the config edits and synthetic
-batches, the measurement primitives and the report are in
-:mod:`bevt.utils.benchmarking`.
+This file is the command line and the step runs; the config edits and
+synthetic batches, the measurement primitives, the report and the
+backbone-only run are in :mod:`bevt.utils.benchmarking`.
 
 Examples::
 
@@ -56,20 +56,20 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
-                    Tuple)
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bevt.utils.benchmarking.backbone import backbone_benchmark
 from bevt.utils.benchmarking.measure import (MIB, MemoryMeter, SectionTimer,
                                              compiled_graphs, count_ops,
                                              eager_modules, flop_counter,
                                              has_compiled_modules,
                                              module_flops, profile_steps,
+                                             quiet_logger, run_interleaved,
                                              synchronizer)
-from bevt.utils.benchmarking.report import (fmt, noise_warning, ratio_lines,
-                                            step_report, table, write_json)
+from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
+                                            step_report, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
-                                           OFFICIAL_SETTINGS, StreamSpec,
-                                           apply_official,
+                                           OFFICIAL_SETTINGS, apply_official,
                                            apply_size_overrides, make_batches,
                                            make_random_init, parse_arch,
                                            stream_specs)
@@ -249,21 +249,6 @@ def _run_loss(model: Any, data: Any) -> Any:
 
 # ----------------------------------------------------------------------
 # building
-@contextmanager
-def quiet_logger() -> Iterator[None]:
-    """Silence mmengine's logger below ERROR (the random-tokenizer warning
-    and the per-parameter optimizer messages are expected here)."""
-    from mmengine.logging import MMLogger
-
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('ERROR')
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def build_model(cfg: Any, device: Any, seed: int) -> Any:
     """Build and initialise the model of ``cfg`` on ``device``."""
     import torch
@@ -582,189 +567,6 @@ class Variant:
         if peak_tflops:
             out['mfu'] = out['achieved_tflops'] / peak_tflops
         return out
-
-
-def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
-                    warmup: int, step_fn: Callable[[Any, Any, bool],
-                                                   None]) -> None:
-    """Run ``warmup + iters`` iterations of every variant, alternating the
-    order (A B, B A, ...) so that neither always runs first."""
-    for i in range(warmup + iters):
-        order = variants if i % 2 == 0 else variants[::-1]
-        for variant in order:
-            step_fn(variant, steps[i % len(steps)], i >= warmup)
-
-
-# ----------------------------------------------------------------------
-# backbone only
-def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
-                       specs: Dict[str, StreamSpec]) -> Dict[str, Any]:
-    """Time our backbone's video encoder against mmaction2's Swin3D."""
-    import torch
-    from mmaction.models.backbones.swin import SwinTransformer3D
-
-    from bevt.registry import MODELS
-
-    if 'video' not in specs:
-        raise ValueError('--backbone-only needs a video pipeline in the '
-                         'config')
-    spec = specs['video']
-    num = spec.batch_size if args.videos is None else args.videos
-    if num < 1:
-        raise ValueError('--backbone-only needs --videos >= 1')
-    torch.manual_seed(args.seed)
-    with quiet_logger():
-        ours = MODELS.build(cfg.model.backbone)
-        ours.init_weights()
-    ours = ours.to(device).train()
-    keys = ('arch', 'patch_size', 'in_channels', 'window_size', 'mlp_ratio',
-            'qkv_bias', 'qk_scale', 'drop_rate', 'attn_drop_rate',
-            'drop_path_rate', 'act_cfg', 'norm_cfg', 'patch_norm', 'with_cp')
-    kwargs = {k: v for k, v in cfg.model.backbone.items() if k in keys}
-    kwargs = copy.deepcopy(dict(kwargs))
-    if isinstance(kwargs.get('arch'), dict):
-        kwargs['arch'] = dict(kwargs['arch'])
-    depth = len(ours.layers)
-    theirs = SwinTransformer3D(
-        pretrained=None,
-        pretrained2d=False,
-        out_indices=(depth - 1, ),
-        init_cfg=None,
-        **kwargs)
-    result = theirs.load_state_dict(ours.state_dict(), strict=False)
-    if result.missing_keys:
-        raise RuntimeError('mmaction2 SwinTransformer3D did not get every '
-                           f'weight of ours: {result.missing_keys[:5]}')
-    theirs.to(device)
-    theirs.train()  # mmaction2's train() returns None
-    norm = getattr(ours, ours.final_norm_name)
-
-    def ours_forward(x):
-        patches = ours.patch_embed(x).permute(0, 2, 3, 4, 1)
-        return norm(ours._encode(patches, image=False)[1])  # (N,D,H,W,C)
-
-    def theirs_forward(x):
-        return theirs(x).permute(0, 2, 3, 4, 1)  # (N, D, H, W, C)
-
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(
-        (num, 3, spec.clip_len) + spec.crop, generator=gen).to(device)
-    with torch.no_grad():
-        ours.eval()
-        theirs.eval()
-        diff = (ours_forward(x) - theirs_forward(x)).abs().max().item()
-        ours.train()
-        theirs.train()
-    sync = synchronizer(device)
-
-    class Runner:
-        """One backbone variant."""
-
-        def __init__(self, name, module, fn, gflops=None):
-            self.name, self.module, self.fn = name, module, fn
-            self.times, self.peak = [], 0.
-            self.memory = MemoryMeter(device)
-            if gflops is None:
-                with torch.no_grad(), flop_counter() as counter:
-                    fn(x)
-                gflops = counter.get_total_flops() / 1e9
-            self.gflops = gflops
-
-    cast = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
-
-    def train_step(runner):
-        runner.module.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=cast, enabled=cast is not None):
-            feature = runner.fn(x)
-        feature.float().sum().backward()
-
-    def step(runner, _, record):
-        sync()
-        start = time.perf_counter()
-        train_step(runner)
-        sync()
-        if record:
-            runner.times.append(time.perf_counter() - start)
-
-    runners = [
-        Runner('bevt', ours, ours_forward),
-        Runner('mmaction2', theirs, theirs_forward)
-    ]
-    if args.compile:  # same module and weights; compiled in the warm-up
-        runners.append(
-            Runner('bevt compiled', ours,
-                   torch.compile(ours_forward, dynamic=False),
-                   runners[0].gflops))
-    print(f'input: {num} clip(s) 3x{spec.clip_len}x{spec.crop[0]}x'
-          f'{spec.crop[1]}; our encoder (stages 1-{depth} + '
-          f'{ours.final_norm_name}, fused_attention='
-          f'{ours.fused_attention}) vs mmaction2 SwinTransformer3D '
-          f'(out_indices=({depth - 1},)), same weights '
-          f'({len(result.unexpected_keys)} BEVT-only entries not loaded)')
-    print(f'eval-mode outputs agree: max |diff| = {diff:.3g}')
-    print('precision: ' + (f'torch.autocast({device.type}, {cast})'
-                           if cast is not None else 'float32 (--amp bf16 or '
-                           'fp16 to autocast)'))
-    print(f'memory: {runners[0].memory.method}')
-    print(f'timing: {args.iters} iterations after {args.warmup} warm-up, '
-          'forward + backward of the feature sum, interleaved')
-    print('aten ops: ATen operators of one untimed step that do work (no '
-          'views or allocations); on CUDA about one kernel launch each\n')
-    run_interleaved(runners, [None], args.iters, args.warmup, step)
-    for runner in runners:
-        runner.peak = runner.memory.measure(lambda: train_step(runner))
-    results = []
-    for r in runners:
-        median = statistics.median(r.times)
-        ops = None if 'compiled' in r.name else sum(
-            n for k, n in count_ops(lambda: train_step(r)).items()
-            if not k.startswith('host_sync.'))
-        results.append(
-            dict(
-                name=r.name,
-                s_per_iter_median=median,
-                s_per_iter_min=min(r.times),
-                clips_per_s=num / median,
-                peak_memory_mib=r.peak / MIB,
-                fwd_gflops=r.gflops,
-                aten_ops=ops,
-                times=r.times))
-    rows = [
-        ('s/iter (median)',
-         [fmt(r['s_per_iter_median'], '.4f') for r in results]),
-        ('s/iter (min)', [fmt(r['s_per_iter_min'], '.4f') for r in results]),
-        ('clips/s', [fmt(r['clips_per_s'], '.3f') for r in results]),
-        ('peak memory MiB',
-         [fmt(r['peak_memory_mib'], '.1f') for r in results]),
-        ('fwd GFLOPs', [fmt(r['fwd_gflops'], '.2f') for r in results]),
-        ('aten ops fwd+bwd', [fmt(r['aten_ops'], 'd') for r in results]),
-    ]
-    print(table(rows, [r['name'] for r in results]))
-    if noise_warning(results):
-        print(noise_warning(results))
-    ratios = {}
-    base = results[1]
-    for r in results[:1] + results[2:]:
-        key = r['name'].replace(' ', '_')
-        speedup = base['s_per_iter_median'] / r['s_per_iter_median']
-        memory = r['peak_memory_mib'] / base['peak_memory_mib'] \
-            if base['peak_memory_mib'] > 0 else float('nan')
-        print(f'\nspeed-up of {r["name"]} over mmaction2 (mmaction2 time / '
-              f'{r["name"]} time): {speedup:.2f}x\nmemory ratio '
-              f'{r["name"]}/mmaction2: {memory:.2f}')
-        if r['aten_ops']:
-            print(f'aten ops (forward + backward) mmaction2/{r["name"]}: '
-                  f'{base["aten_ops"] / r["aten_ops"]:.2f}')
-        suffix = '' if key == 'bevt' else f'_{key}'
-        ratios.update({
-            f'step_speedup{suffix}': speedup,
-            f'memory_ratio{suffix}': memory
-        })
-    return dict(
-        mode='backbone-only',
-        max_abs_diff=diff,
-        variants=results,
-        ratios=ratios)
 
 
 # ----------------------------------------------------------------------

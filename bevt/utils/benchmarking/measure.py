@@ -1,7 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Measurement primitives of ``tools/analysis_tools/benchmark.py``: device
-syncs, section timers, peak memory, FLOP and operator counting, compile
-diagnostics and the profiler tables."""
+syncs, section timers, a quiet logger, interleaved runs, peak memory, FLOP
+and operator counting, compile diagnostics and the profiler tables."""
 import ctypes
 import gc
 import os
@@ -74,6 +74,32 @@ class SectionTimer:
         """Remove the hooks."""
         for handle in self.handles:
             handle.remove()
+
+
+@contextmanager
+def quiet_logger() -> Iterator[None]:
+    """Silence mmengine's logger below ERROR (the random-tokenizer warning
+    and the per-parameter optimizer messages are expected here)."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('ERROR')
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
+                    warmup: int, step_fn: Callable[[Any, Any, bool],
+                                                   None]) -> None:
+    """Run ``warmup + iters`` iterations of every variant, alternating the
+    order (A B, B A, ...) so that neither always runs first."""
+    for i in range(warmup + iters):
+        order = variants if i % 2 == 0 else variants[::-1]
+        for variant in order:
+            step_fn(variant, steps[i % len(steps)], i >= warmup)
 
 
 def _read_status_kib(key: str) -> Optional[int]:
