@@ -28,7 +28,7 @@ from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
-from .window_tokens import partition_tokens, reverse_tokens
+from .window_tokens import padded_size, partition_tokens, reverse_tokens
 
 
 def stream_window_and_shift(size: Sequence[int], window_size: Sequence[int],
@@ -78,7 +78,7 @@ def shift_attention_mask(size: Sequence[int], window: Sequence[int],
     """
     if not any(s > 0 for s in shift):
         return None
-    padded = [-(-s // w) * w for s, w in zip(size, window)]
+    padded = padded_size(size, window)
     # mmaction2's compute_mask is lru-cached on its arguments
     return compute_mask(*padded, tuple(window), tuple(shift), device)
 

@@ -16,11 +16,16 @@ computed, so the result is bitwise that of roll + partition (and of
 reverse + roll + crop).
 """
 from functools import lru_cache
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmaction.models.backbones.swin import window_partition
 from torch import Tensor
+
+
+def padded_size(size: Sequence[int], window: Sequence[int]) -> List[int]:
+    """Each side of ``size`` rounded up to a multiple of ``window``."""
+    return [-(-s // w) * w for s, w in zip(size, window)]
 
 
 @lru_cache(maxsize=128)
@@ -47,7 +52,7 @@ def window_token_order(size: Tuple[int, int, int],
         - ``crop`` (D*H*W,): ``inverse`` at the tokens of the unpadded
           map only (``inverse`` itself when nothing is padded).
     """
-    padded = [-(-s // w) * w for s, w in zip(size, window)]
+    padded = padded_size(size, window)
     tokens = torch.arange(padded[0] * padded[1] * padded[2])
     grid = tokens.view(1, *padded, 1)
     if any(shift):

@@ -53,6 +53,12 @@ class AutocastWeights:
             self._casts[id(tensor)] = cached
         return cached[1]
 
+    def of(self, conv: Conv2d, device_type: str) -> Tuple[Tensor, Tensor]:
+        """``conv``'s weight and bias cast to the active autocast dtype of
+        ``device_type``."""
+        dtype = torch.get_autocast_dtype(device_type)
+        return self(conv.w, dtype), self(conv.b, dtype)
+
 
 def dalle_conv(conv: Conv2d,
                x: Tensor,
@@ -86,10 +92,10 @@ def dalle_conv(conv: Conv2d,
     device_type = x.device.type
     if not torch.is_autocast_enabled(device_type):
         return conv(x)
-    w, b = conv.w, conv.b
-    if weights is not None:
-        dtype = torch.get_autocast_dtype(device_type)
-        w, b = weights(w, dtype), weights(b, dtype)
+    if weights is None:
+        w, b = conv.w, conv.b
+    else:
+        w, b = weights.of(conv, device_type)
     return F.conv2d(x, w, b, padding=(conv.kw - 1) // 2)
 
 
@@ -348,9 +354,7 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         if not torch.is_autocast_enabled(device_type):
             picked = picked.float()  # e.g. mmpretrain's float16 on CUDA
         elif self.inplace and self.autocast_weights is not None:
-            dtype = torch.get_autocast_dtype(device_type)
-            w = self.autocast_weights(w, dtype)
-            b = self.autocast_weights(b, dtype)
+            w, b = self.autocast_weights.of(conv, device_type)
         logits = F.linear(picked, w.flatten(1), b)
         ids.view(-1).index_copy_(0, where, logits.argmax(dim=-1))  # (M, )
         return ids

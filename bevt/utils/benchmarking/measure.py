@@ -325,13 +325,19 @@ def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
     return dict(counts)
 
 
+def compiled_modules(model: Any) -> List[Any]:
+    """The modules of ``model`` compiled with ``nn.Module.compile``."""
+    return [
+        m for m in model.modules()
+        if getattr(m, '_compiled_call_impl', None) is not None
+    ]
+
+
 def has_compiled_modules(model: Any) -> bool:
     """Whether a module of ``model`` was compiled with
     ``nn.Module.compile`` (its operators then run in generated kernels,
     which :func:`count_ops` cannot see)."""
-    return any(
-        getattr(m, '_compiled_call_impl', None) is not None
-        for m in model.modules())
+    return bool(compiled_modules(model))
 
 
 @contextmanager
@@ -344,8 +350,7 @@ def eager_modules(model: Any) -> Iterator[None]:
     and timed like the eager one (most likely dynamo declined the frame
     there for good). The eager module has the same FLOPs.
     """
-    compiled = [(m, m._compiled_call_impl) for m in model.modules()
-                if getattr(m, '_compiled_call_impl', None) is not None]
+    compiled = [(m, m._compiled_call_impl) for m in compiled_modules(model)]
     for module, _ in compiled:
         module._compiled_call_impl = None
     try:
