@@ -54,6 +54,13 @@ class BEVT(BaseModel):
             runs the tokenizer's convolutions. False runs it after the
             backbone, as the official code (whose head holds the tokenizer).
             The result is the same either way. Defaults to True.
+        joint_streams (bool): Run the backbone once for all streams of a
+            step (``backbone([clips, images], [masks...])``): each block then
+            runs its per-token layers on the tokens of both streams at once
+            (:mod:`~bevt.models.backbones.joint_streams`), about half the
+            operators per block. False runs one backbone pass per stream,
+            as the official code. The result is the same up to float
+            rounding. Defaults to True.
         compile_backbone (bool | dict): Compile the backbone with
             ``torch.compile`` (in place, through ``nn.Module.compile``: the
             weights and state-dict keys stay as they are); a dict gives
@@ -70,6 +77,7 @@ class BEVT(BaseModel):
                  data_preprocessor: OptConfigType = None,
                  tokenize_all_frames: bool = False,
                  tokenizer_first: bool = True,
+                 joint_streams: bool = True,
                  compile_backbone: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
@@ -86,6 +94,10 @@ class BEVT(BaseModel):
             raise TypeError('tokenizer_first must be a bool, got '
                             f'{tokenizer_first!r}')
         self.tokenizer_first = tokenizer_first
+        if not isinstance(joint_streams, bool):
+            raise TypeError('joint_streams must be a bool, got '
+                            f'{joint_streams!r}')
+        self.joint_streams = joint_streams
         self._check_parts()
         if not isinstance(compile_backbone, (bool, dict)):
             raise TypeError('compile_backbone must be a bool or a dict of '
@@ -213,27 +225,42 @@ class BEVT(BaseModel):
         return target.flatten(1).detach()
 
     def _stream_outputs(self,
-                        batch: Batch,
+                        batches: Sequence[Batch],
                         all_frames: bool = False
-                        ) -> Tuple[str, Tensor, Tensor, Tensor]:
-        """(stream, features, targets, flat target mask) of one batch."""
-        inputs = batch['inputs']
-        stream = self.stream_of(inputs['imgs'])
-        if self.tokenizer_first:  # see the class docstring
-            target = self.targets(inputs, all_frames)  # (N, L[, D])
-            feats = self.extract_feat(inputs)  # (N, L, C)
+                        ) -> List[Tuple[str, Tensor, Tensor, Tensor]]:
+        """(stream, features, targets, flat target mask) of each batch."""
+        inputs = [batch['inputs'] for batch in batches]
+        streams = [self.stream_of(i['imgs']) for i in inputs]
+        if self.joint_streams and len(inputs) > 1:
+            # one backbone call for every stream; the tokenizer before or
+            # after it (see the class docstring)
+            targets = [self.targets(i, all_frames)
+                       for i in inputs] if self.tokenizer_first else None
+            feats = self.backbone([i['imgs'] for i in inputs],
+                                  [i.get('input_mask') for i in inputs])
+            if targets is None:
+                targets = [self.targets(i, all_frames) for i in inputs]
         else:
-            feats = self.extract_feat(inputs)
-            target = self.targets(inputs, all_frames)
-        mask = inputs['target_mask'].flatten(1)  # (N, L)
-        tokens = feats.shape[1]
-        if target.shape[1] != tokens or mask.shape[1] != tokens:
-            raise ValueError(
-                f'{stream} stream: the backbone predicts {feats.shape[1]} '
-                f'tokens per sample, the tokenizer gives {target.shape[1]} '
-                f'targets and target_mask has {mask.shape[1]} entries; ' +
-                _VIEW_HINT)
-        return stream, feats, target, mask
+            feats, targets = [], []
+            for i in inputs:  # stream after stream, as the official code
+                if self.tokenizer_first:
+                    targets.append(self.targets(i, all_frames))
+                    feats.append(self.extract_feat(i))
+                else:
+                    feats.append(self.extract_feat(i))
+                    targets.append(self.targets(i, all_frames))
+        outputs = []
+        for stream, i, feat, target in zip(streams, inputs, feats, targets):
+            mask = i['target_mask'].flatten(1)  # (N, L)
+            tokens = feat.shape[1]
+            if target.shape[1] != tokens or mask.shape[1] != tokens:
+                raise ValueError(
+                    f'{stream} stream: the backbone predicts {tokens} '
+                    f'tokens per sample, the tokenizer gives '
+                    f'{target.shape[1]} targets and target_mask has '
+                    f'{mask.shape[1]} entries; ' + _VIEW_HINT)
+            outputs.append((stream, feat, target, mask))
+        return outputs
 
     def loss(self, batches: Sequence[Batch]) -> Dict[str, Tensor]:
         """Losses of every stream of one step (mmengine sums them).
@@ -245,13 +272,12 @@ class BEVT(BaseModel):
             dict: ``loss_video`` / ``loss_img`` and the diagnostics
             ``acc_video`` / ``acc_img``.
         """
-        losses = {}
-        seen = set()
-        for batch in batches:
-            stream, feats, target, mask = self._stream_outputs(batch)
-            if stream in seen:
+        streams = [self.stream_of(b['inputs']['imgs']) for b in batches]
+        for stream in set(streams):
+            if streams.count(stream) > 1:
                 raise ValueError(f'two {stream} batches in one step')
-            seen.add(stream)
+        losses = {}
+        for stream, feats, target, mask in self._stream_outputs(batches):
             losses.update(self.head.loss(feats, target, mask, stream))
         return losses
 
@@ -269,8 +295,8 @@ class BEVT(BaseModel):
             list: The data samples of every batch, in order.
         """
         results = []
-        for batch in batches:
-            _, feats, target, _ = self._stream_outputs(batch, True)
+        outputs = self._stream_outputs(batches, True)
+        for batch, (_, feats, target, _) in zip(batches, outputs):
             if not hasattr(self.head, 'predict'):
                 raise ValueError(f'{type(self.head).__name__} has no '
                                  'predict()')

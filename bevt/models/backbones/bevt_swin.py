@@ -5,22 +5,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmaction.models.backbones.swin import SwinTransformer3D
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
 from bevt.registry import MODELS
-from bevt.utils.checkpoint_convert import (extract_state_dict,
-                                           rename_official_keys)
 from .fusion_decoder import FusionDecoder
+from .joint_streams import StreamStage, run_blocks
 from .patch_embed_2d import PatchEmbed2D
-from .swin3d_ops import (shift_attention_mask, stream_window_and_shift,
-                         swin_block_forward)
+from .swin3d_ops import shift_attention_mask, stream_window_and_shift
+from .swin_checkpoints import SwinCheckpointMixin
 
 DEFAULT_INIT_CFG = [
     dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
@@ -29,7 +24,7 @@ DEFAULT_INIT_CFG = [
 
 
 @MODELS.register_module()
-class BEVTSwinTransformer3D(SwinTransformer3D):
+class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
     """Masked Video Swin shared by BEVT's image and video streams.
 
     `BEVT: BERT Pretraining of Video Transformers
@@ -172,101 +167,6 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         else:
             self.load_3d_checkpoint(self.pretrained)
 
-    @staticmethod
-    def _read_state_dict(path: str) -> Dict[str, Tensor]:
-        """The backbone state dict of a checkpoint file, prefixes removed."""
-        state_dict = extract_state_dict(
-            _load_checkpoint(path, map_location='cpu'), path)
-        if any(k.startswith('backbone.') for k in state_dict):
-            state_dict = {
-                k[len('backbone.'):]: v
-                for k, v in state_dict.items() if k.startswith('backbone.')
-            }
-        cleaned = {}
-        for key, value in state_dict.items():
-            if key.startswith('encoder.'):
-                key = key[len('encoder.'):]
-            if 'relative_position_index' in key or 'attn_mask' in key:
-                continue
-            cleaned[key] = value
-        return cleaned
-
-    def _load_checked(self, state_dict: Dict[str, Tensor], path: str) -> None:
-        """Non-strict load that refuses shape mismatches and logs the rest.
-
-        mmengine's non-strict load only warns on a shape mismatch and leaves
-        the parameter at random init, which would train silently.
-        """
-        own = self.state_dict()
-        wrong = [(k, tuple(v.shape), tuple(own[k].shape))
-                 for k, v in state_dict.items()
-                 if k in own and v.shape != own[k].shape]
-        if wrong:
-            raise ValueError(f'{path}: shapes do not match this backbone '
-                             f'(key, file, model): {wrong[:5]}')
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        logger = MMLogger.get_current_instance()
-        logger.info(f'loaded {path} into {type(self).__name__}; missing '
-                    f'keys: {missing}; unexpected keys: {unexpected}')
-
-    def load_3d_checkpoint(self, path: str) -> None:
-        """Load a 3D checkpoint of this backbone (ours or official BEVT)."""
-        state_dict = rename_official_keys(
-            self._read_state_dict(path), self.final_norm_name)
-        self._load_checked(state_dict, path)
-
-    def inflate_2d_checkpoint(self, path: str) -> None:
-        """Initialise from a 2D (stage-1 image-stream) checkpoint.
-
-        The official 2D->3D rules: prefixes ``module.``, ``backbone.`` and
-        ``encoder.`` stripped; ``relative_position_index`` / ``attn_mask``
-        dropped; ``fc_norm`` copied to ``norm``; the 2D patch embedding
-        copied into ``patch_embed_2d``; the 3D kernel inflated by repeating
-        it Pt times over time and dividing by Pt; every relative-position
-        table resized (bicubic) to (2Wh-1)(2Ww-1) rows if needed and tiled
-        (2Wd-1) times over the temporal offset; non-strict load.
-
-        Args:
-            path (str): Local checkpoint file.
-        """
-        state_dict = self._read_state_dict(path)
-        if 'fc_norm.weight' in state_dict:
-            state_dict['norm.weight'] = state_dict.pop('fc_norm.weight')
-            state_dict['norm.bias'] = state_dict.pop('fc_norm.bias')
-        state_dict = rename_official_keys(state_dict, self.final_norm_name)
-        names = ('proj.weight', 'proj.bias', 'norm.weight', 'norm.bias')
-        if 'patch_embed_2d.proj.weight' in state_dict:
-            # a checkpoint of this model's image stream (our stage 1): its
-            # video embedding was never trained, inflate the image one
-            for name in names:
-                if f'patch_embed_2d.{name}' in state_dict:
-                    state_dict[f'patch_embed.{name}'] = \
-                        state_dict[f'patch_embed_2d.{name}']
-        for name in names:
-            if f'patch_embed.{name}' in state_dict:
-                state_dict.setdefault(f'patch_embed_2d.{name}',
-                                      state_dict[f'patch_embed.{name}'])
-        kernel = state_dict.get('patch_embed.proj.weight')
-        if kernel is not None and kernel.dim() == 4:
-            pt = self.patch_size[0]
-            state_dict['patch_embed.proj.weight'] = \
-                kernel.unsqueeze(2).repeat(1, 1, pt, 1, 1) / pt
-        wd, wh, ww = self.window_size
-        rows_2d = (2 * wh - 1) * (2 * ww - 1)
-        for key, table in list(state_dict.items()):
-            if not key.endswith('relative_position_bias_table'):
-                continue
-            if table.shape[0] == rows_2d * (2 * wd - 1):
-                continue  # already 3D
-            if table.shape[0] != rows_2d:
-                side = int(table.shape[0]**0.5)
-                table = F.interpolate(
-                    table.t().reshape(1, -1, side, side),
-                    size=(2 * wh - 1, 2 * ww - 1),
-                    mode='bicubic').reshape(-1, rows_2d).t()
-            state_dict[key] = table.repeat(2 * wd - 1, 1)
-        self._load_checked(state_dict, path)
-
     def _freeze_stages(self) -> None:
         """Freeze as mmaction2 does, the image patch embedding included."""
         super()._freeze_stages()
@@ -319,35 +219,40 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
 
     def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
         """The blocks of one stage (no merging) on a channels-last map."""
-        quirks = image and self.official_image_path
-        size = tuple(x.shape[1:4])
-        window, shift = stream_window_and_shift(size, layer.window_size,
-                                                layer.shift_size, quirks)
-        mask = shift_attention_mask(size, window, shift, x.device)
-        attention = self.attention_kind(x.device)
-        no_shift = (0, 0, 0)
-        for i, block in enumerate(layer.blocks):
-            shifted = i % 2 == 1
-            args = (block, x, window, shift if shifted else no_shift,
-                    mask if shifted or quirks else None, attention)
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(
-                    swin_block_forward, *args, use_reentrant=False)
-            else:
-                x = swin_block_forward(*args)
-        return x
+        return self._run_stage_streams(layer, [x], [image])[0]
+
+    def _run_stage_streams(self, layer: nn.Module, maps: List[Tensor],
+                           images: List[bool]) -> List[Tensor]:
+        """The blocks of one stage on the maps of several streams, jointly
+        where possible (:func:`~.joint_streams.run_blocks`)."""
+        stages = []
+        for x, image in zip(maps, images):
+            quirks = image and self.official_image_path
+            size = tuple(x.shape[1:4])
+            window, shift = stream_window_and_shift(size, layer.window_size,
+                                                    layer.shift_size, quirks)
+            mask = shift_attention_mask(size, window, shift, x.device)
+            stages.append(StreamStage(window, shift, mask, quirks))
+        return run_blocks(layer.blocks, maps, stages,
+                          self.attention_kind(maps[0].device), self.with_cp)
 
     def _encode(self, x: Tensor, image: bool) -> Tuple[Tensor, Tensor]:
         """Stages 1..n on patches; returns (stage n-1 map, stage n map)."""
-        x = self.pos_drop(x)
-        low = None
+        lows, highs = self._encode_streams([x], [image])
+        return lows[0], highs[0]
+
+    def _encode_streams(self, maps: List[Tensor], images: List[bool]
+                        ) -> Tuple[List[Tensor], List[Tensor]]:
+        """:meth:`_encode` of several streams, stage by stage."""
+        maps = [self.pos_drop(x) for x in maps]
+        lows = maps
         for i, layer in enumerate(self.layers):
-            x = self._run_stage(layer, x, image)
+            maps = self._run_stage_streams(layer, maps, images)
             if i == self.num_layers - 2:
-                low = x  # before merging
+                lows = maps  # before merging
             if layer.downsample is not None:
-                x = layer.downsample(x)
-        return low, x
+                maps = [layer.downsample(x) for x in maps]
+        return lows, maps
 
     def _check_input(self, x: Tensor) -> None:
         pt, ph, pw = self.patch_size
@@ -361,33 +266,64 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             raise ValueError(f'clips of {x.shape[2]} frames are not '
                              f'divisible by the temporal patch {pt}')
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """Token features of a masked clip or image batch.
+    def forward(
+        self,
+        x: Union[Tensor, Sequence[Tensor]],
+        mask: Union[Optional[Tensor], Sequence[Optional[Tensor]]] = None
+    ) -> Union[Tensor, Tuple[Tensor, ...]]:
+        """Token features of a masked clip or image batch, or of several.
+
+        Given a sequence of batches (e.g. BEVT's clips and images), each
+        block runs once for all of them where their windows allow it
+        (:mod:`~bevt.models.backbones.joint_streams`): the same features as
+        one call per batch, up to float rounding, with about half the
+        operators per block.
 
         Args:
-            x (Tensor): Clips (N, 3, T, H, W) (video stream) or images
-                (N, 3, H, W) (image stream).
-            mask (Tensor, optional): Bool, True = masked. Clips:
-                (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for Swin-B's
-                patch (2, 4, 4) and four stages). Defaults to None.
+            x (Tensor | Sequence[Tensor]): Clips (N, 3, T, H, W) (video
+                stream) or images (N, 3, H, W) (image stream), or a
+                sequence of such batches.
+            mask (Tensor | Sequence[Tensor], optional): Bool, True = masked.
+                Clips: (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for
+                Swin-B's patch (2, 4, 4) and four stages); one per batch
+                (or None) for a sequence. Defaults to None.
 
         Returns:
-            Tensor: (N, L, C) in (t, h, w) order: L = T*(H/16)*(W/16) for
-            clips (time upsampled back to T), (H/16)*(W/16) for images.
+            Tensor | tuple[Tensor]: (N, L, C) in (t, h, w) order:
+            L = T*(H/16)*(W/16) for clips (time upsampled back to T),
+            (H/16)*(W/16) for images; a tuple for a sequence.
         """
-        if x.dim() not in (4, 5):
-            raise ValueError('BEVTSwinTransformer3D takes clips (N, 3, T, '
-                             f'H, W) or images (N, 3, H, W), got {x.shape}')
-        self._check_input(x)
-        image = x.dim() == 4
-        if image:
-            x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
-            mask = mask.unsqueeze(1) if mask is not None else None
-        else:
-            x = self.patch_embed(x).permute(0, 2, 3, 4, 1)  # (N,Tp,Hp,Wp,C)
-        x = self._blend_mask(x, mask)
-        low, high = self._encode(x, image)
-        decoder = self.image_decoder if image else self.video_decoder
-        x = decoder(low, high)  # (N, T or 1, H/16, W/16, C)
-        x = getattr(self, self.final_norm_name)(x)
-        return x.flatten(1, 3)
+        if isinstance(x, Tensor):
+            return self._forward_streams([x], [mask])[0]
+        masks = [None] * len(x) if mask is None else list(mask)
+        if len(masks) != len(x) or not x:
+            raise ValueError(f'got {len(x)} input batches and {len(masks)} '
+                             'masks; expected one mask (or None) per batch')
+        return tuple(self._forward_streams(list(x), masks))
+
+    def _forward_streams(self, batches: List[Tensor],
+                         masks: List[Optional[Tensor]]) -> List[Tensor]:
+        """:meth:`forward` of a list of batches."""
+        maps, images = [], []
+        for x, mask in zip(batches, masks):
+            if x.dim() not in (4, 5):
+                raise ValueError('BEVTSwinTransformer3D takes clips (N, 3, '
+                                 f'T, H, W) or images (N, 3, H, W), got '
+                                 f'{tuple(x.shape)}')
+            self._check_input(x)
+            image = x.dim() == 4
+            if image:
+                x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
+                mask = mask.unsqueeze(1) if mask is not None else None
+            else:
+                x = self.patch_embed(x).permute(0, 2, 3, 4,
+                                                1)  # (N,Tp,Hp,Wp,C)
+            maps.append(self._blend_mask(x, mask))
+            images.append(image)
+        lows, highs = self._encode_streams(maps, images)
+        outs = []
+        for low, high, image in zip(lows, highs, images):
+            decoder = self.image_decoder if image else self.video_decoder
+            x = decoder(low, high)  # (N, T or 1, H/16, W/16, C)
+            outs.append(getattr(self, self.final_norm_name)(x).flatten(1, 3))
+        return outs

@@ -163,16 +163,26 @@ def eager_window_attention(attn: WindowAttention3D,
     Returns:
         Tensor: Shape (B*num_windows, N, C).
     """
-    num_batch_windows, N, C = x.shape
-    heads = attn.num_heads
-    qkv = attn.qkv(x).reshape(num_batch_windows, N, 3, heads, C // heads)
+    out = eager_attention_core(attn, attn.qkv(x), mask, block_bytes)
+    return attn.proj_drop(attn.proj(out))
+
+
+def eager_attention_core(attn: WindowAttention3D,
+                         qkv: Tensor,
+                         mask: Optional[Tensor] = None,
+                         block_bytes: Optional[int] = None) -> Tensor:
+    """:func:`eager_window_attention` between the ``qkv`` and the ``proj``
+    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C)."""
+    num_batch_windows, N, C3 = qkv.shape
+    C, heads = C3 // 3, attn.num_heads
+    qkv = qkv.reshape(num_batch_windows, N, 3, heads, C // heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*nW, nH, N, C/nH)
     q = q * attn.scale
     bias = relative_position_bias(attn, N)  # (nH, N, N)
     windows = 1 if mask is None else mask.shape[0]
     per = num_batch_windows if block_bytes is None else windows_per_block(
         num_batch_windows, windows, heads * N * N *
-        x.element_size(), block_bytes)
+        qkv.element_size(), block_bytes)
     outs = []
     for i, (qb, kb,
             vb) in enumerate(zip(q.split(per), k.split(per), v.split(per))):
@@ -185,8 +195,7 @@ def eager_window_attention(attn: WindowAttention3D,
             scores = scores.view(-1, heads, N, N)
         outs.append(attn.attn_drop(attn.softmax(scores)) @ vb)
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    out = out.transpose(1, 2).reshape(num_batch_windows, N, C)
-    return attn.proj_drop(attn.proj(out))
+    return out.transpose(1, 2).reshape(num_batch_windows, N, C)
 
 
 def fused_window_attention(attn: WindowAttention3D,
@@ -208,14 +217,23 @@ def fused_window_attention(attn: WindowAttention3D,
     Returns:
         Tensor: Shape (B*num_windows, N, C).
     """
-    num_batch_windows, N, C = x.shape
-    heads = attn.num_heads
+    out = fused_attention_core(attn, attn.qkv(x), mask)
+    return attn.proj_drop(attn.proj(out))
+
+
+def fused_attention_core(attn: WindowAttention3D,
+                         qkv: Tensor,
+                         mask: Optional[Tensor] = None) -> Tensor:
+    """:func:`fused_window_attention` between the ``qkv`` and the ``proj``
+    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C)."""
+    num_batch_windows, N, C3 = qkv.shape
+    C, heads = C3 // 3, attn.num_heads
     windows = 1 if mask is None else mask.shape[0]
     batch = num_batch_windows // windows
     # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
     # (window, head) pair, broadcast over the batch without copying it;
     # q, k and v are laid out by one copy
-    qkv = attn.qkv(x).view(batch, windows, N, 3, heads, C // heads)
+    qkv = qkv.view(batch, windows, N, 3, heads, C // heads)
     q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, batch, windows * heads,
                                                     N, C // heads).unbind(0)
     bias = relative_position_bias(attn, N)  # (nH, N, N)
@@ -230,8 +248,7 @@ def fused_window_attention(attn: WindowAttention3D,
         dropout_p=attn.attn_drop.p if attn.training else 0.,
         scale=attn.scale)  # (B, nW*nH, N, C/nH)
     out = out.view(batch, windows, heads, N, C // heads).transpose(2, 3)
-    out = attn.proj(out.reshape(num_batch_windows, N, C))
-    return attn.proj_drop(out)
+    return out.reshape(num_batch_windows, N, C)
 
 
 def residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module) -> Tensor:
@@ -264,14 +281,23 @@ def residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module) -> Tensor:
     return torch.addcmul(shortcut, x.div(keep), factor)
 
 
+def attention_core(attn: WindowAttention3D, qkv: Tensor,
+                   mask: Optional[Tensor], attention: str) -> Tensor:
+    """Window attention between the ``qkv`` and the ``proj`` linear by
+    ``attention``, ``'fused'`` or ``'eager'`` (see
+    :func:`swin_block_forward`): (B*nW, N, 3C) -> (B*nW, N, C)."""
+    if attention == 'fused':
+        return fused_attention_core(attn, qkv, mask)
+    block_bytes = EAGER_BLOCK_BYTES if qkv.device.type == 'cpu' else None
+    return eager_attention_core(attn, qkv, mask, block_bytes)
+
+
 def window_attention(attn: WindowAttention3D, windows: Tensor,
                      mask: Optional[Tensor], attention: str) -> Tensor:
     """Window attention by ``attention``, ``'fused'`` or ``'eager'`` (see
     :func:`swin_block_forward`)."""
-    if attention == 'fused':
-        return fused_window_attention(attn, windows, mask)
-    block_bytes = EAGER_BLOCK_BYTES if windows.device.type == 'cpu' else None
-    return eager_window_attention(attn, windows, mask, block_bytes)
+    out = attention_core(attn, attn.qkv(windows), mask, attention)
+    return attn.proj_drop(attn.proj(out))
 
 
 def swin_block_forward(block: SwinTransformerBlock3D,

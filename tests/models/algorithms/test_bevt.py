@@ -148,30 +148,40 @@ def test_single_stream_and_frame_skipping_keeps_the_loss():
     assert (target.view(2, 4, 16)[0, 2:] == -1).all()
 
 
-def test_tokenizer_first_or_after_gives_the_same_step():
-    """``tokenizer_first`` only moves the tokenizer before the backbone in
-    each stream (the official code runs it after, in its head): the calls
-    come in that order and the losses and gradients are bitwise equal
-    (with drop path, whose random draws the order must not move)."""
+def _loss_and_grads(model, batches, seed=3):
+    data = model.data_preprocessor(batches, True)
+    torch.manual_seed(seed)
+    losses = model(*data, mode='loss')
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    return losses, {
+        k: p.grad
+        for k, p in model.named_parameters() if p.grad is not None
+    }
+
+
+@pytest.mark.parametrize('joint', [True, False])
+def test_tokenizer_first_or_after_gives_the_same_step(joint):
+    """``tokenizer_first`` only moves the tokenizer before the backbone
+    (the official code runs it after, in its head): the calls come in that
+    order and the losses and gradients are bitwise equal (with drop path,
+    whose random draws the order must not move)."""
     drop = dict(backbone=dict(drop_path_rate=0.3))
     results = []
     for first in (True, False):
-        model = tiny_bevt(tokenizer_first=first, **drop).train()
+        model = tiny_bevt(
+            tokenizer_first=first, joint_streams=joint, **drop).train()
         calls = []
         for name in ('backbone', 'target_generator'):
             getattr(model, name).register_forward_pre_hook(
                 lambda *_, name=name: calls.append(name))
-        data = model.data_preprocessor(two_stream_batches(), True)
-        torch.manual_seed(3)
-        losses = model(*data, mode='loss')
-        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
-        pair = ['target_generator', 'backbone'] if first else \
-            ['backbone', 'target_generator']
-        assert calls == pair * 2
-        results.append((losses, {
-            k: p.grad
-            for k, p in model.named_parameters() if p.grad is not None
-        }))
+        results.append(_loss_and_grads(model, two_stream_batches()))
+        if joint:  # one backbone call for both streams
+            expected = ['target_generator'] * 2 + ['backbone'] if first \
+                else ['backbone'] + ['target_generator'] * 2
+        else:  # stream after stream
+            expected = (['target_generator', 'backbone']
+                        if first else ['backbone', 'target_generator']) * 2
+        assert calls == expected
     (losses_a, grads_a), (losses_b, grads_b) = results
     for key in losses_a:
         assert torch.equal(losses_a[key], losses_b[key]), key
@@ -180,6 +190,35 @@ def test_tokenizer_first_or_after_gives_the_same_step():
         assert torch.equal(grads_a[key], grads_b[key]), key
     with pytest.raises(TypeError, match='tokenizer_first'):
         tiny_bevt(tokenizer_first='yes')
+
+
+def test_joint_streams_give_the_step_of_separate_passes():
+    """``joint_streams`` runs the backbone once for both streams: the same
+    losses and gradients as one pass per stream (the official way), up to
+    float rounding; with drop path both train."""
+    joint, separate = (
+        tiny_bevt(joint_streams=j).train() for j in (True, False))
+    losses_a, grads_a = _loss_and_grads(joint, two_stream_batches())
+    losses_b, grads_b = _loss_and_grads(separate, two_stream_batches())
+    assert set(losses_a) == set(losses_b) == {
+        'loss_video', 'acc_video', 'loss_img', 'acc_img'
+    }
+    for key in losses_a:
+        torch.testing.assert_close(losses_a[key], losses_b[key])
+    assert grads_a.keys() == grads_b.keys()
+    for key in grads_a:
+        torch.testing.assert_close(
+            grads_a[key],
+            grads_b[key],
+            atol=1e-5 * grads_b[key].abs().max().item(),
+            rtol=0,
+            msg=lambda text, key=key: f'{key}: {text}')
+    drop = tiny_bevt(backbone=dict(drop_path_rate=0.3)).train()
+    losses, grads = _loss_and_grads(drop, two_stream_batches())
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    assert 'backbone.layers.0.blocks.0.attn.qkv.weight' in grads
+    with pytest.raises(TypeError, match='joint_streams'):
+        tiny_bevt(joint_streams=1)
 
 
 def test_tensor_and_predict_modes():

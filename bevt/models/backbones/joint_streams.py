@@ -1,0 +1,259 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Both streams through a Swin block at once.
+
+BEVT's video and image streams go through the *same* Swin blocks; the
+official code (and :func:`~.swin3d_ops.swin_block_forward`) runs each
+stream's whole backbone pass on its own. Only the window attention itself
+differs between the streams (window, shift, mask, tokens per window): the
+layer norms, the ``qkv`` / ``proj`` / MLP linears and the residuals act on
+each token alone. Here the tokens of all streams form one flat (L, C)
+tensor, stream after stream, so that those layers run once per block for
+both streams: about half the operators (on CUDA, kernel launches, which
+bound a Swin-B step at 4 clips + 32 images) and larger matrix products.
+The windows of every stream are gathered from the flat tensor by one index
+(:func:`joint_token_order`), the attention runs per stream on its slice
+of the ``qkv`` rows, and one more gather puts the tokens back.
+
+Every value is that of the per-stream block up to float rounding (the
+matrix products have more rows); with stochastic depth each sample still
+keeps or drops a residual branch as a whole (:func:`joint_residual_add`).
+"""
+from functools import lru_cache
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmaction.models.backbones.swin import SwinTransformerBlock3D
+from mmcv.cnn.bricks import DropPath
+from torch import Tensor
+
+from .swin3d_ops import attention_core, swin_block_forward
+from .window_tokens import GatherTokens, window_token_order
+
+
+class StreamWindows(NamedTuple):
+    """How one stream's tokens go through the attention of one block.
+
+    Attributes:
+        batch (int): Samples B of the stream.
+        size (tuple[int]): Feature map (D, H, W); each side a multiple of
+            the window (nothing padded).
+        window (tuple[int]): Window (Wd, Wh, Ww) in use.
+        shift (tuple[int]): Cyclic shift (Sd, Sh, Sw); zeros for W-MSA.
+        mask (Tensor, optional): Additive attention mask (nW, N, N).
+    """
+    batch: int
+    size: Tuple[int, int, int]
+    window: Tuple[int, int, int]
+    shift: Tuple[int, int, int]
+    mask: Optional[Tensor]
+
+    @property
+    def tokens(self) -> int:
+        """B*D*H*W: the stream's rows of the flat tensor."""
+        return self.batch * self.size[0] * self.size[1] * self.size[2]
+
+
+def fits_windows(size: Sequence[int], window: Sequence[int]) -> bool:
+    """Whether a (D, H, W) map splits into windows with no padding."""
+    return all(s % w == 0 for s, w in zip(size, window))
+
+
+@lru_cache(maxsize=128)
+def joint_token_order(layouts: Tuple[Tuple[int, Tuple[int, ...],
+                                           Tuple[int, ...], Tuple[int, ...]],
+                                     ...],
+                      device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    """Token indices of the windows of several streams in one flat tensor.
+
+    Args:
+        layouts (tuple): Per stream ``(batch, size, window, shift)`` (see
+            :class:`StreamWindows`; sizes multiples of the windows).
+        device (torch.device): Device of the indices.
+
+    Returns:
+        tuple[Tensor]: Three int64 vectors over the L = sum B*D*H*W rows:
+
+        - ``order``: row i of the windows (stream after stream, each
+          window-major as ``window_partition``) is token ``order[i]``;
+        - ``inverse``: token p is in window row ``inverse[p]``;
+        - ``sample``: the sample of token p, counted over all streams
+          (0 .. sum B - 1), for per-sample stochastic depth.
+    """
+    orders, samples = [], []
+    offset = first_sample = 0
+    for batch, size, window, shift in layouts:
+        tokens = size[0] * size[1] * size[2]
+        order = window_token_order(size, window, shift, torch.device('cpu'))[0]
+        starts = torch.arange(batch).unsqueeze(1) * tokens + offset
+        orders.append((order.unsqueeze(0) + starts).flatten())
+        samples.append(
+            torch.arange(first_sample,
+                         first_sample + batch).repeat_interleave(tokens))
+        offset += batch * tokens
+        first_sample += batch
+    order = torch.cat(orders)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    return order.to(device), inverse.to(device), torch.cat(samples).to(device)
+
+
+def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
+                       sample: Tensor, samples: int) -> Tensor:
+    """``shortcut + drop_path(x)`` on flat tokens of several samples.
+
+    As :func:`~.swin3d_ops.residual_add`, with the keep-or-drop draw made
+    per sample (``samples`` draws) and spread to its tokens by ``sample``
+    (mmcv's ``DropPath`` would take each row for a sample).
+
+    Args:
+        shortcut (Tensor): Residual input (L, C).
+        x (Tensor): Branch output (L, C).
+        drop_path (nn.Module): The block's ``drop_path``.
+        sample (Tensor): Sample of each row, int64 (L, ).
+        samples (int): Number of samples.
+
+    Returns:
+        Tensor: (L, C).
+    """
+    drop_prob = getattr(drop_path, 'drop_prob', 0.)
+    if not isinstance(drop_path, DropPath) or not drop_path.training \
+            or drop_prob == 0.:
+        return shortcut + drop_path(x)  # identity here
+    keep = 1 - drop_prob
+    factor = keep + torch.rand((samples, 1), dtype=x.dtype, device=x.device)
+    factor.floor_()
+    return torch.addcmul(shortcut, x.div(keep), factor.index_select(0, sample))
+
+
+def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
+                        streams: Sequence[StreamWindows],
+                        attention: str) -> Tensor:
+    """One Swin block on the flat tokens of several streams.
+
+    The per-token layers (``norm1``, ``qkv``, ``proj``, ``norm2``, MLP and
+    the residuals) run once on all rows; the attention between ``qkv`` and
+    ``proj`` runs per stream (:func:`~.swin3d_ops.attention_core`). Under
+    an autocast the normalised features are cast to its dtype before they
+    are gathered, as in :func:`~.swin3d_ops.swin_block_forward`.
+
+    Args:
+        block (SwinTransformerBlock3D): The block (weights).
+        x (Tensor): Tokens (L, C): each stream's (B, D, H, W) map
+            flattened, stream after stream, in the order of ``streams``.
+        streams (Sequence[StreamWindows]): Window, shift and mask of each
+            stream in this block.
+        attention (str): ``'fused'`` or ``'eager'``.
+
+    Returns:
+        Tensor: (L, C).
+    """
+    if attention not in ('fused', 'eager'):
+        raise ValueError(f'Invalid attention for joint streams: '
+                         f"{attention!r}; expected 'fused' or 'eager'")
+    order, inverse, sample = joint_token_order(
+        tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
+              for s in streams), x.device)
+    if order.numel() != x.shape[0]:
+        raise ValueError(f'{x.shape[0]} token rows, but the streams have '
+                         f'{order.numel()}')
+    samples = sum(s.batch for s in streams)
+    shortcut = x
+    x = block.norm1(x)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        x = x.to(torch.get_autocast_dtype(device_type))
+    rows = GatherTokens.apply(x.unsqueeze(0), order, inverse)[0]
+    qkv = block.attn.qkv(rows)  # (L, 3C): window rows of every stream
+    outs, start = [], 0
+    for s in streams:
+        n = s.window[0] * s.window[1] * s.window[2]
+        part = qkv[start:start + s.tokens].view(-1, n, qkv.shape[-1])
+        outs.append(
+            attention_core(block.attn, part, s.mask, attention).flatten(0, 1))
+        start += s.tokens
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    out = block.attn.proj_drop(block.attn.proj(out))
+    x = GatherTokens.apply(out.unsqueeze(0), inverse, order)[0]
+    x = joint_residual_add(shortcut, x, block.drop_path, sample, samples)
+    return joint_residual_add(x, block.mlp(block.norm2(x)), block.drop_path,
+                              sample, samples)
+
+
+class StreamStage(NamedTuple):
+    """A stream's attention settings in one stage.
+
+    Attributes:
+        window (tuple[int]): Window (Wd, Wh, Ww) in use.
+        shift (tuple[int]): Shift (Sd, Sh, Sw) of the shifted blocks.
+        mask (Tensor, optional): Shifted-window mask (nW, N, N), or None
+            when nothing is shifted.
+        mask_unshifted (bool): Apply ``mask`` in the un-shifted blocks too
+            (the official image path, quirk A).
+    """
+    window: Tuple[int, int, int]
+    shift: Tuple[int, int, int]
+    mask: Optional[Tensor]
+    mask_unshifted: bool
+
+    def block_args(self, index: int) -> tuple:
+        """(window, shift, mask) of block ``index`` (odd = shifted)."""
+        shifted = index % 2 == 1
+        return (self.window, self.shift if shifted else (0, 0, 0),
+                self.mask if shifted or self.mask_unshifted else None)
+
+
+def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
+               maps: Sequence[Tensor],
+               stages: Sequence[StreamStage],
+               attention: str,
+               with_cp: bool = False) -> List[Tensor]:
+    """The blocks of one stage on the maps of one or more streams.
+
+    With several streams, ``'fused'`` or ``'eager'`` attention and no
+    padding (every side a multiple of its window), each block runs once on
+    the flat tokens of all streams (:func:`joint_block_forward`); otherwise
+    each stream runs the blocks on its own
+    (:func:`~.swin3d_ops.swin_block_forward`).
+
+    Args:
+        blocks (Sequence[SwinTransformerBlock3D]): The stage's blocks.
+        maps (Sequence[Tensor]): Per stream (B, D, H, W, C).
+        stages (Sequence[StreamStage]): Per stream settings.
+        attention (str): ``'fused'``, ``'eager'`` or ``'reference'``.
+        with_cp (bool): Checkpoint every block when gradients are needed.
+            Defaults to False.
+
+    Returns:
+        list[Tensor]: Per stream (B, D, H, W, C).
+    """
+
+    def call(fn, *args):
+        if with_cp and args[1].requires_grad:
+            return cp.checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    joint = len(maps) > 1 and attention != 'reference' and all(
+        fits_windows(x.shape[1:4], s.window) for x, s in zip(maps, stages))
+    if not joint:
+        outs = []
+        for x, stage in zip(maps, stages):
+            for i, block in enumerate(blocks):
+                x = call(swin_block_forward, block, x, *stage.block_args(i),
+                         attention)
+            outs.append(x)
+        return outs
+    channels = maps[0].shape[-1]
+    x = torch.cat([m.reshape(-1, channels) for m in maps])
+    for i, block in enumerate(blocks):
+        streams = [
+            StreamWindows(m.shape[0], tuple(m.shape[1:4]), *s.block_args(i))
+            for m, s in zip(maps, stages)
+        ]
+        x = call(joint_block_forward, block, x, streams, attention)
+    sizes = [m.shape[:4].numel() for m in maps]
+    return [
+        part.view(*m.shape[:4], channels)
+        for part, m in zip(x.split(sizes), maps)
+    ]

@@ -1,0 +1,159 @@
+# Copyright (c) bevt contributors. All rights reserved.
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from mmcv.cnn.bricks import DropPath
+from test_bevt_swin import tiny_backbone  # a sibling test module
+
+from bevt.models.backbones import joint_streams
+from bevt.models.backbones.joint_streams import (joint_residual_add,
+                                                 joint_token_order)
+from bevt.models.backbones.window_tokens import partition_tokens
+from bevt.utils.benchmarking import count_ops
+
+
+def test_joint_token_order_gathers_each_streams_windows():
+    """One gather by ``order`` gives every stream's windows, stream after
+    stream, as ``partition_tokens`` of each; ``inverse`` undoes it and
+    ``sample`` names each token's sample."""
+    layouts = (((2, (4, 8, 8), (2, 4, 4), (1, 2, 2))),
+               ((3, (1, 8, 8), (1, 4, 4), (0, 2, 2))))
+    maps = [torch.randn(b, *size, 5) for b, size, _, _ in layouts]
+    flat = torch.cat([m.reshape(-1, 5) for m in maps])
+    order, inverse, sample = joint_token_order(layouts, torch.device('cpu'))
+    expected = torch.cat([
+        partition_tokens(m, window, shift, size).reshape(-1, 5)
+        for m, (_, size, window, shift) in zip(maps, layouts)
+    ])
+    assert torch.equal(flat[order], expected)
+    assert torch.equal(expected[inverse], flat)
+    assert torch.equal(
+        sample,
+        torch.cat([
+            torch.arange(2).repeat_interleave(256),
+            torch.arange(2, 5).repeat_interleave(64)
+        ]))
+    assert joint_token_order(layouts, torch.device('cpu'))[0] is order
+
+
+def test_joint_residual_add_keeps_or_drops_whole_samples():
+    drop = DropPath(0.5).train()
+    sample = torch.tensor([0, 0, 0, 1, 2, 2])
+    shortcut = torch.randn(6, 4)
+    x = torch.randn(6, 4, requires_grad=True)
+    torch.manual_seed(0)
+    out = joint_residual_add(shortcut, x, drop, sample, 3)
+    torch.manual_seed(0)
+    keep = (0.5 + torch.rand(3, 1)).floor()  # the same draw
+    assert 0 < keep.sum() < 3  # this seed keeps some and drops some
+    expected = shortcut + x.detach() / 0.5 * keep[sample]
+    assert torch.equal(out, expected)
+    out.sum().backward()
+    assert torch.equal(x.grad, (keep[sample] / 0.5).expand(6, 4))
+    for module in (drop.eval(), DropPath(0.).train(), nn.Identity()):
+        assert torch.equal(
+            joint_residual_add(shortcut, x, module, sample, 3), shortcut + x)
+
+
+def _step(model, joint, video, image, masks):
+    """Outputs and gradients of both streams, jointly or one by one."""
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(7)
+    if joint:
+        outs = model([video, image], masks)
+    else:
+        outs = (model(video, masks[0]), model(image, masks[1]))
+    sum(o.square().sum() for o in outs).backward()
+    return [o.detach() for o in outs], {
+        name: p.grad.clone()
+        for name, p in model.named_parameters() if p.grad is not None
+    }
+
+
+def _inputs(size, frames=8):
+    torch.manual_seed(1)
+    video = torch.randn(2, 3, frames, size, size)
+    image = torch.randn(3, 3, size, size)
+    grid = size // 16
+    masks = (torch.rand(2, frames // 2, grid, grid)
+             > 0.5, torch.rand(3, grid, grid) > 0.5)
+    return video, image, masks
+
+
+@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('official', [True, False])
+@pytest.mark.parametrize('size', [64, 80])
+def test_joint_streams_equal_separate_passes(fused, official, size,
+                                             monkeypatch):
+    """Both streams in one call: the outputs and gradients of one call per
+    stream (64 px: every stage joint; 80 px: the padded stages run per
+    stream)."""
+    model = tiny_backbone(
+        fused_attention=fused, official_image_path=official).train()
+    calls = []
+    block = joint_streams.joint_block_forward
+    monkeypatch.setattr(joint_streams, 'joint_block_forward',
+                        lambda *a: calls.append(1) or block(*a))
+    video, image, masks = _inputs(size)
+    outs_a, grads_a = _step(model, False, video, image, masks)
+    assert not calls
+    outs_b, grads_b = _step(model, True, video, image, masks)
+    # 8 blocks; at 80 px stages 2 and 3 (10x10 and 5x5 maps, window 4) pad
+    assert len(calls) == (8 if size == 64 else 4)
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    assert grads_a.keys() == grads_b.keys()
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(
+            grads_b[name],
+            grad,
+            atol=1e-5 * grad.abs().max().item(),
+            rtol=0,
+            msg=lambda text, name=name: f'{name}: {text}')
+
+
+def test_joint_streams_with_cp_drop_path_and_autocast():
+    model = tiny_backbone(drop_path_rate=0.3).train()
+    video, image, masks = _inputs(64)
+    ref = copy.deepcopy(model)
+    model.with_cp = True  # the checkpointed blocks redraw the same drops
+    outs_a, grads_a = _step(ref, True, video, image, masks)
+    outs_b, grads_b = _step(model, True, video, image, masks)
+    for a, b in zip(outs_a, outs_b):
+        assert torch.equal(a, b)
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grads_b[name], grad, msg=name)
+    model = tiny_backbone().train()
+    with torch.autocast('cpu', torch.bfloat16):
+        outs_a, _ = _step(model, False, video, image, masks)
+        outs_b, _ = _step(model, True, video, image, masks)
+    for a, b in zip(outs_a, outs_b):
+        assert b.dtype == a.dtype
+        torch.testing.assert_close(b.float(), a.float(), atol=0.1, rtol=0.05)
+
+
+def test_joint_streams_run_fewer_operators():
+    model = tiny_backbone(fused_attention=False).train()
+    video, image, masks = _inputs(64)
+
+    def total(joint):
+        counts = count_ops(lambda: _step(model, joint, video, image, masks))
+        return sum(n for k, n in counts.items() if '.' not in k)
+
+    separate, joint = total(False), total(True)
+    assert joint < 0.85 * separate, (joint, separate)
+
+
+def test_joint_streams_bad_input():
+    model = tiny_backbone()
+    video, image, masks = _inputs(64)
+    with pytest.raises(ValueError, match='one mask'):
+        model([video, image], masks[:1])
+    with pytest.raises(ValueError, match='one mask'):
+        model([], None)
+    with pytest.raises(ValueError, match='clips'):
+        model([video, image[0]])
+    assert [o.shape for o in model((video, image))] == [(2, 128, 128),
+                                                        (3, 16, 128)]
