@@ -303,3 +303,58 @@ def test_count_ops_counts_work_below_autograd_and_autocast():
     assert sum(n for k, n in syncs.items() if k.startswith('host_sync.')) == 2
     linear.compile(backend='eager')
     assert has_compiled_modules(nn.Sequential(linear))
+
+
+def _timed_linear_step(device):
+    """A SectionTimer on a linear (forward + backward) and one step."""
+    import torch
+    import torch.nn as nn
+
+    from bevt.utils.benchmarking import SectionTimer
+
+    linear = nn.Linear(64, 64).to(device)
+    timer = SectionTimer(linear, device, backward=True)
+    x = torch.randn(256, 64, device=device, requires_grad=True)
+    linear(x).square().sum().backward()
+    return linear, timer, x
+
+
+def test_section_timer_counts_forward_and_backward():
+    import time
+
+    import torch
+
+    linear, timer, x = _timed_linear_step(torch.device('cpu'))
+    first = timer.total
+    assert first > 0
+    timer.enabled = False
+    start = time.perf_counter()
+    linear(x).sum().backward()
+    assert timer.total == first  # disabled: not counted
+    assert timer.total < time.perf_counter() - start + first
+    timer.enabled = True
+    timer.reset()
+    assert timer.total == 0.
+    linear(x)
+    forward_only = timer.total
+    assert forward_only > 0
+    timer.remove()
+    linear(x).sum().backward()
+    assert timer.total == forward_only  # hooks removed
+
+
+@pytest.mark.skipif(
+    not __import__('torch').cuda.is_available(), reason='needs CUDA')
+def test_section_timer_does_not_sync_on_cuda(monkeypatch):
+    """On CUDA the sections are CUDA events: no synchronize inside the
+    step; the time is read after it."""
+    import torch
+
+    syncs = []
+    real = torch.cuda.synchronize
+    monkeypatch.setattr(torch.cuda, 'synchronize',
+                        lambda *a: syncs.append(1) or real(*a))
+    _, timer, _ = _timed_linear_step(torch.device('cuda'))
+    assert not syncs
+    real()
+    assert timer.total > 0

@@ -390,9 +390,10 @@ class Variant:
         self.tokenized: List[Tuple[Any, int]] = []  # (frames, pixels each)
         self.model.target_generator.register_forward_pre_hook(
             self._count_tokenized, with_kwargs=True)
-        self.tokenizer_timer = SectionTimer(self.model.target_generator, sync)
+        self.tokenizer_timer = SectionTimer(self.model.target_generator,
+                                            device)
         fc = getattr(self.model.head, 'fc', None)
-        self.vocab_timer = SectionTimer(fc, sync, True) if fc is not None \
+        self.vocab_timer = SectionTimer(fc, device, True) if fc is not None \
             else None
         self.memory = MemoryMeter(device)
         self.times: List[float] = []
@@ -486,7 +487,7 @@ class Variant:
         """One timed train step (recorded unless ``record`` is False)."""
         for timer in (self.tokenizer_timer, self.vocab_timer):
             if timer is not None:
-                timer.total = 0.
+                timer.reset()
         self.tokenized.clear()
         self.sync()
         start = time.perf_counter()
@@ -689,7 +690,9 @@ def _main(args: argparse.Namespace) -> int:
         f'{args.warmup} warm-up' +
         (', variants interleaved (A B, B A, ...)' if args.compare else ''),
         'tokenizer: forward calls of model.target_generator; vocab '
-        'projection: forward + backward of model.head.fc',
+        'projection: forward + backward of model.head.fc' +
+        ('; timed by CUDA events inside the timed steps (no sync there)'
+         if device.type == 'cuda' else ''),
         f'memory: {variants[0].memory.method}',
         'FLOPs: torch.utils.flop_counter on one forward, a multiply-add = '
         '2 FLOPs; the tokenizer\'s scaled to the frames it encodes per '
