@@ -358,3 +358,37 @@ def test_section_timer_does_not_sync_on_cuda(monkeypatch):
     assert not syncs
     real()
     assert timer.total > 0
+
+
+def test_live_tensor_bytes_is_exact():
+    """The peak counts the tensors alive together, freed ones leave it, and
+    the tensors of the backward are seen."""
+    import torch
+
+    from bevt.utils.benchmarking import LiveTensorBytes, MemoryMeter
+
+    weight = torch.randn(256, 256, requires_grad=True)  # exists before
+
+    def step():
+        a = torch.empty(1000, dtype=torch.float32).fill_(1.)  # 4000 B
+        b = torch.zeros(500, dtype=torch.float64)  # 4000 B
+        del a, b  # both were alive together: 8000 B
+        c = torch.ones(100)  # 400 B, after they were freed
+        return c
+
+    meter = LiveTensorBytes()
+    assert meter.measure(step) == 8000
+    assert meter.now == 0  # c was returned, then dropped
+    # a linear layer's forward + backward: output, gradients of weight and
+    # input (4 x 256 x 256 x 4 B each) are tensors it creates
+    x = torch.randn(256, 256, requires_grad=True)
+    peak = LiveTensorBytes().measure(lambda: (x @ weight).sum().backward())
+    assert peak >= 3 * 256 * 256 * 4
+    assert weight.grad is not None
+    cpu = MemoryMeter(torch.device('cpu'))
+    assert 'exact' in cpu.method
+    assert cpu.measure(step) == 8000
+    assert cpu.absolute > 0  # the RSS peak beside it
+    calls = []
+    cpu.measure(lambda: calls.append(step()), exact=False)  # the RSS path
+    assert len(calls) == 1

@@ -59,13 +59,14 @@ from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bevt.utils.benchmarking.backbone import backbone_benchmark
-from bevt.utils.benchmarking.measure import (MIB, MemoryMeter, SectionTimer,
+from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              compiled_graphs, count_ops,
                                              eager_modules, flop_counter,
                                              has_compiled_modules,
                                              module_flops, profile_steps,
                                              quiet_logger, run_interleaved,
                                              synchronizer)
+from bevt.utils.benchmarking.memory import MemoryMeter
 from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
@@ -512,7 +513,8 @@ class Variant:
     def measure_memory(self, data: Any) -> None:
         """Peak memory of one more (untimed) train step on ``data``."""
         self.peak = self.memory.measure(
-            lambda: self.model.train_step(data, self.optim))
+            lambda: self.model.train_step(data, self.optim),
+            exact=not has_compiled_modules(self.model))
 
     def measure_ops(self, data: Any) -> None:
         """ATen operators of one more (untimed) train step on ``data``
@@ -693,7 +695,10 @@ def _main(args: argparse.Namespace) -> int:
         'projection: forward + backward of model.head.fc' +
         ('; timed by CUDA events inside the timed steps (no sync there)'
          if device.type == 'cuda' else ''),
-        f'memory: {variants[0].memory.method}',
+        f'memory: {variants[0].memory.method}' +
+        ('; variants with compiled modules: their peak RSS above the start '
+         '(allocator caches included)' if device.type == 'cpu'
+         and any(has_compiled_modules(v.model) for v in variants) else ''),
         'FLOPs: torch.utils.flop_counter on one forward, a multiply-add = '
         '2 FLOPs; the tokenizer\'s scaled to the frames it encodes per '
         'timed step (mean); step = 3 x forward without tokenizer + '

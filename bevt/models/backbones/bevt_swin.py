@@ -225,16 +225,22 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
                            images: List[bool]) -> List[Tensor]:
         """The blocks of one stage on the maps of several streams, jointly
         where possible (:func:`~.joint_streams.run_blocks`)."""
-        stages = []
-        for x, image in zip(maps, images):
-            quirks = image and self.official_image_path
-            size = tuple(x.shape[1:4])
-            window, shift = stream_window_and_shift(size, layer.window_size,
-                                                    layer.shift_size, quirks)
-            mask = shift_attention_mask(size, window, shift, x.device)
-            stages.append(StreamStage(window, shift, mask, quirks))
+        stages = [
+            self._stream_stage(layer, x, image)
+            for x, image in zip(maps, images)
+        ]
         return run_blocks(layer.blocks, maps, stages,
                           self.attention_kind(maps[0].device), self.with_cp)
+
+    def _stream_stage(self, layer: nn.Module, x: Tensor,
+                      image: bool) -> StreamStage:
+        """Window, shift and shift mask of one stream's map in ``layer``."""
+        quirks = image and self.official_image_path
+        size = tuple(x.shape[1:4])
+        window, shift = stream_window_and_shift(size, layer.window_size,
+                                                layer.shift_size, quirks)
+        mask = shift_attention_mask(size, window, shift, x.device)
+        return StreamStage(window, shift, mask, quirks)
 
     def _encode(self, x: Tensor, image: bool) -> Tuple[Tensor, Tensor]:
         """Stages 1..n on patches; returns (stage n-1 map, stage n map)."""
@@ -243,9 +249,11 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
 
     def _encode_streams(self, maps: List[Tensor], images: List[bool]
                         ) -> Tuple[List[Tensor], List[Tensor]]:
-        """:meth:`_encode` of several streams, stage by stage."""
-        maps = [self.pos_drop(x) for x in maps]
-        lows = maps
+        """:meth:`_encode` of several streams, stage by stage (``maps`` is
+        emptied when the blocks run jointly, see
+        :func:`~.joint_streams.run_blocks`)."""
+        maps[:] = [self.pos_drop(x) for x in maps]
+        lows: List[Tensor] = []
         for i, layer in enumerate(self.layers):
             maps = self._run_stage_streams(layer, maps, images)
             if i == self.num_layers - 2:
@@ -304,22 +312,8 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
     def _forward_streams(self, batches: List[Tensor],
                          masks: List[Optional[Tensor]]) -> List[Tensor]:
         """:meth:`forward` of a list of batches."""
-        maps, images = [], []
-        for x, mask in zip(batches, masks):
-            if x.dim() not in (4, 5):
-                raise ValueError('BEVTSwinTransformer3D takes clips (N, 3, '
-                                 f'T, H, W) or images (N, 3, H, W), got '
-                                 f'{tuple(x.shape)}')
-            self._check_input(x)
-            image = x.dim() == 4
-            if image:
-                x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
-                mask = mask.unsqueeze(1) if mask is not None else None
-            else:
-                x = self.patch_embed(x).permute(0, 2, 3, 4,
-                                                1)  # (N,Tp,Hp,Wp,C)
-            maps.append(self._blend_mask(x, mask))
-            images.append(image)
+        images = [x.dim() == 4 for x in batches]
+        maps = [self._embed(x, mask) for x, mask in zip(batches, masks)]
         lows, highs = self._encode_streams(maps, images)
         outs = []
         for low, high, image in zip(lows, highs, images):
@@ -327,3 +321,19 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             x = decoder(low, high)  # (N, T or 1, H/16, W/16, C)
             outs.append(getattr(self, self.final_norm_name)(x).flatten(1, 3))
         return outs
+
+    def _embed(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Patch embedding and mask token of one batch: clips
+        (N, 3, T, H, W) -> (N, T/2, H/4, W/4, C), images (N, 3, H, W) ->
+        (N, 1, H/4, W/4, C) (Swin-B's patch)."""
+        if x.dim() not in (4, 5):
+            raise ValueError(
+                'BEVTSwinTransformer3D takes clips (N, 3, T, H, '
+                f'W) or images (N, 3, H, W), got {tuple(x.shape)}')
+        self._check_input(x)
+        if x.dim() == 4:
+            x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
+            mask = mask.unsqueeze(1) if mask is not None else None
+        else:
+            x = self.patch_embed(x).permute(0, 2, 3, 4, 1)  # (N,Tp,Hp,Wp,C)
+        return self._blend_mask(x, mask)

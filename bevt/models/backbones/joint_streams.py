@@ -16,7 +16,7 @@ of the ``qkv`` rows, and one more gather puts the tokens back.
 
 Every value is that of the per-stream block up to float rounding (the
 matrix products have more rows); with stochastic depth each sample still
-keeps or drops a residual branch as a whole (:func:`joint_residual_add`).
+keeps or drops a residual branch as a whole (:func:`drop_path_factors`).
 """
 from functools import lru_cache
 from typing import List, NamedTuple, Optional, Sequence, Tuple
@@ -99,32 +99,55 @@ def joint_token_order(layouts: Tuple[Tuple[int, Tuple[int, ...],
     return order.to(device), inverse.to(device), torch.cat(samples).to(device)
 
 
-def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
-                       sample: Tensor, samples: int) -> Tensor:
-    """``shortcut + drop_path(x)`` on flat tokens of several samples.
+def drop_path_factors(drop_path: nn.Module, sample: Tensor, samples: int,
+                      like: Tensor) -> Optional[Tensor]:
+    """The keep (1) or drop (0) factors of a block's two residual branches.
 
-    As :func:`~.swin3d_ops.residual_add`, with the keep-or-drop draw made
-    per sample (``samples`` draws) and spread to its tokens by ``sample``
-    (mmcv's ``DropPath`` would take each row for a sample).
+    As mmcv's ``DropPath`` draws them (``floor(keep + rand)``, one per
+    sample and branch), both branches in one draw, spread to the tokens of
+    each sample by ``sample`` (``DropPath`` itself would take each row of
+    the flat tokens for a sample).
+
+    Args:
+        drop_path (nn.Module): The block's ``drop_path``.
+        sample (Tensor): Sample of each row, int64 (L, ).
+        samples (int): Number of samples.
+        like (Tensor): A branch output (dtype and device of the factors).
+
+    Returns:
+        Tensor, optional: (2, L, 1): the attention branch's, the MLP
+        branch's; None when ``drop_path`` keeps everything (not a training
+        ``DropPath`` with ``drop_prob > 0``).
+    """
+    drop_prob = getattr(drop_path, 'drop_prob', 0.)
+    if not isinstance(drop_path, DropPath) or not drop_path.training \
+            or drop_prob == 0.:
+        return None
+    factors = (1 - drop_prob) + torch.rand(
+        (2, samples, 1), dtype=like.dtype, device=like.device)
+    return factors.floor_().index_select(1, sample)
+
+
+def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
+                       factor: Optional[Tensor]) -> Tensor:
+    """``shortcut + drop_path(x)`` on the flat tokens of several samples.
+
+    As :func:`~.swin3d_ops.residual_add` (scaling and sum in one
+    ``addcmul``, exact since the factor is 0 or 1), with the factor of
+    each row from :func:`drop_path_factors`.
 
     Args:
         shortcut (Tensor): Residual input (L, C).
         x (Tensor): Branch output (L, C).
         drop_path (nn.Module): The block's ``drop_path``.
-        sample (Tensor): Sample of each row, int64 (L, ).
-        samples (int): Number of samples.
+        factor (Tensor, optional): (L, 1) keep factors; None = keep all.
 
     Returns:
         Tensor: (L, C).
     """
-    drop_prob = getattr(drop_path, 'drop_prob', 0.)
-    if not isinstance(drop_path, DropPath) or not drop_path.training \
-            or drop_prob == 0.:
+    if factor is None:
         return shortcut + drop_path(x)  # identity here
-    keep = 1 - drop_prob
-    factor = keep + torch.rand((samples, 1), dtype=x.dtype, device=x.device)
-    factor.floor_()
-    return torch.addcmul(shortcut, x.div(keep), factor.index_select(0, sample))
+    return torch.addcmul(shortcut, x.div(1 - drop_path.drop_prob), factor)
 
 
 def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
@@ -176,9 +199,11 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     out = block.attn.proj_drop(block.attn.proj(out))
     x = GatherTokens.apply(out.unsqueeze(0), inverse, order)[0]
-    x = joint_residual_add(shortcut, x, block.drop_path, sample, samples)
+    factors = drop_path_factors(block.drop_path, sample, samples, x)
+    x = joint_residual_add(shortcut, x, block.drop_path,
+                           None if factors is None else factors[0])
     return joint_residual_add(x, block.mlp(block.norm2(x)), block.drop_path,
-                              sample, samples)
+                              None if factors is None else factors[1])
 
 
 class StreamStage(NamedTuple):
@@ -205,7 +230,7 @@ class StreamStage(NamedTuple):
 
 
 def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
-               maps: Sequence[Tensor],
+               maps: List[Tensor],
                stages: Sequence[StreamStage],
                attention: str,
                with_cp: bool = False) -> List[Tensor]:
@@ -219,7 +244,9 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
 
     Args:
         blocks (Sequence[SwinTransformerBlock3D]): The stage's blocks.
-        maps (Sequence[Tensor]): Per stream (B, D, H, W, C).
+        maps (list[Tensor]): Per stream (B, D, H, W, C). When the blocks
+            run jointly, the list is emptied once its maps are copied into
+            the flat tokens, so that they can be freed during the stage.
         stages (Sequence[StreamStage]): Per stream settings.
         attention (str): ``'fused'``, ``'eager'`` or ``'reference'``.
         with_cp (bool): Checkpoint every block when gradients are needed.
@@ -245,15 +272,14 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
             outs.append(x)
         return outs
     channels = maps[0].shape[-1]
+    shapes = [tuple(m.shape[:4]) for m in maps]
     x = torch.cat([m.reshape(-1, channels) for m in maps])
+    maps.clear()
     for i, block in enumerate(blocks):
         streams = [
-            StreamWindows(m.shape[0], tuple(m.shape[1:4]), *s.block_args(i))
-            for m, s in zip(maps, stages)
+            StreamWindows(shape[0], shape[1:], *s.block_args(i))
+            for shape, s in zip(shapes, stages)
         ]
         x = call(joint_block_forward, block, x, streams, attention)
-    sizes = [m.shape[:4].numel() for m in maps]
-    return [
-        part.view(*m.shape[:4], channels)
-        for part, m in zip(x.split(sizes), maps)
-    ]
+    parts = x.split([torch.Size(shape).numel() for shape in shapes])
+    return [part.view(*shape, channels) for part, shape in zip(parts, shapes)]

@@ -1,14 +1,15 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The parts of ``tools/analysis_tools/benchmark.py`` that are not its
 command line: config edits and synthetic batches (:mod:`.specs`),
-measurement primitives (:mod:`.measure`), the report (:mod:`.report`) and
-the backbone-only run (:mod:`.backbone`)."""
+measurement primitives (:mod:`.measure`, :mod:`.memory`), the report
+(:mod:`.report`) and the backbone-only run (:mod:`.backbone`)."""
 from .backbone import backbone_benchmark
-from .measure import (HOST_SYNC_OPS, MIB, NO_KERNEL_OPS, MemoryMeter,
-                      SectionTimer, compiled_graphs, count_ops, eager_modules,
-                      flop_counter, has_compiled_modules, is_host_sync,
-                      module_flops, profile_steps, quiet_logger,
-                      run_interleaved, synchronizer)
+from .measure import (HOST_SYNC_OPS, MIB, NO_KERNEL_OPS, SectionTimer,
+                      compiled_graphs, count_ops, eager_modules, flop_counter,
+                      has_compiled_modules, is_host_sync, module_flops,
+                      profile_steps, quiet_logger, run_interleaved,
+                      synchronizer)
+from .memory import LiveTensorBytes, MemoryMeter
 from .report import (fmt, noise_warning, ratio_lines, step_report, table,
                      write_json)
 from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
@@ -19,11 +20,11 @@ from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
 
 __all__ = [
     'backbone_benchmark', 'quiet_logger', 'run_interleaved', 'HOST_SYNC_OPS',
-    'MIB', 'NO_KERNEL_OPS', 'is_host_sync', 'MemoryMeter', 'SectionTimer',
-    'compiled_graphs', 'count_ops', 'eager_modules', 'flop_counter',
-    'has_compiled_modules', 'module_flops', 'profile_steps', 'synchronizer',
-    'fmt', 'noise_warning', 'ratio_lines', 'step_report', 'table',
-    'write_json', 'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR',
+    'MIB', 'NO_KERNEL_OPS', 'is_host_sync', 'LiveTensorBytes', 'MemoryMeter',
+    'SectionTimer', 'compiled_graphs', 'count_ops', 'eager_modules',
+    'flop_counter', 'has_compiled_modules', 'module_flops', 'profile_steps',
+    'synchronizer', 'fmt', 'noise_warning', 'ratio_lines', 'step_report',
+    'table', 'write_json', 'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR',
     'OFFICIAL_OPTIMIZER', 'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
     'apply_size_overrides', 'make_batches', 'make_random_init',
     'official_kwargs', 'parse_arch', 'stream_specs'

@@ -8,8 +8,9 @@ import statistics
 import time
 from typing import Any, Dict
 
-from .measure import (MIB, MemoryMeter, count_ops, flop_counter, quiet_logger,
+from .measure import (MIB, count_ops, flop_counter, quiet_logger,
                       run_interleaved, synchronizer)
+from .memory import MemoryMeter
 from .report import fmt, noise_warning, table
 from .specs import StreamSpec
 
@@ -77,8 +78,9 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     class Runner:
         """One backbone variant."""
 
-        def __init__(self, name, module, fn, gflops=None):
+        def __init__(self, name, module, fn, gflops=None, compiled=False):
             self.name, self.module, self.fn = name, module, fn
+            self.compiled = compiled
             self.times, self.peak = [], 0.
             self.memory = MemoryMeter(device)
             if gflops is None:
@@ -109,9 +111,12 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     ]
     if args.compile:  # same module and weights; compiled in the warm-up
         runners.append(
-            Runner('bevt compiled', ours,
-                   torch.compile(ours_forward, dynamic=False),
-                   runners[0].gflops))
+            Runner(
+                'bevt compiled',
+                ours,
+                torch.compile(ours_forward, dynamic=False),
+                runners[0].gflops,
+                compiled=True))
     print(f'input: {num} clip(s) 3x{spec.clip_len}x{spec.crop[0]}x'
           f'{spec.crop[1]}; our encoder (stages 1-{depth} + '
           f'{ours.final_norm_name}, fused_attention='
@@ -122,14 +127,17 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     print('precision: ' + (f'torch.autocast({device.type}, {cast})'
                            if cast is not None else 'float32 (--amp bf16 or '
                            'fp16 to autocast)'))
-    print(f'memory: {runners[0].memory.method}')
+    print(f'memory: {runners[0].memory.method}' +
+          (' (the compiled run: its RSS)'
+           if args.compile and device.type == 'cpu' else ''))
     print(f'timing: {args.iters} iterations after {args.warmup} warm-up, '
           'forward + backward of the feature sum, interleaved')
     print('aten ops: ATen operators of one untimed step that do work (no '
           'views or allocations); on CUDA about one kernel launch each\n')
     run_interleaved(runners, [None], args.iters, args.warmup, step)
     for runner in runners:
-        runner.peak = runner.memory.measure(lambda: train_step(runner))
+        runner.peak = runner.memory.measure(
+            lambda: train_step(runner), exact=not runner.compiled)
     results = []
     for r in runners:
         median = statistics.median(r.times)

@@ -1,16 +1,13 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Measurement primitives of ``tools/analysis_tools/benchmark.py``: device
-syncs, section timers, a quiet logger, interleaved runs, peak memory, FLOP
-and operator counting, compile diagnostics and the profiler tables."""
-import ctypes
-import gc
+syncs, section timers, a quiet logger, interleaved runs, FLOP and operator
+counting, compile diagnostics and the profiler tables (peak memory:
+:mod:`.memory`)."""
 import os
-import resource
-import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List
 
 MIB = 1024.**2
 
@@ -132,118 +129,6 @@ def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
         order = variants if i % 2 == 0 else variants[::-1]
         for variant in order:
             step_fn(variant, steps[i % len(steps)], i >= warmup)
-
-
-def _read_status_kib(key: str) -> Optional[int]:
-    """A ``kB`` field of ``/proc/self/status`` (None if unavailable)."""
-    try:
-        with open('/proc/self/status') as file:
-            for line in file:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the peak RSS (VmHWM) of this process; False if impossible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as file:
-            file.write('5')
-        return _read_status_kib('VmHWM') is not None
-    except OSError:
-        return False
-
-
-def _malloc_trim() -> bool:
-    """Give the C heap's free memory back to the OS (glibc only)."""
-    try:
-        return bool(ctypes.CDLL(None).malloc_trim(0)) or True
-    except (OSError, AttributeError):
-        return False
-
-
-class MemoryMeter:
-    """Peak memory of one step above the memory at its start.
-
-    Measured on a separate, untimed step (:meth:`measure`): on CPU the
-    cached heap is released first, which would slow timed steps down.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak.
-    CPU: after ``gc.collect()`` and glibc's ``malloc_trim(0)``, the peak RSS
-    (``VmHWM`` of ``/proc/self/status``, reset through
-    ``/proc/self/clear_refs``) minus the RSS at the start; where that is
-    unavailable, the growth of ``resource.getrusage().ru_maxrss`` (a
-    lifetime high-water mark, so a step that stays below an earlier peak
-    reads 0). No tracemalloc, no psutil.
-
-    Args:
-        device (torch.device): The device.
-    """
-
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.absolute = 0.
-        self._mode = 'cuda'
-        if device.type == 'cuda':
-            self.method = ('CUDA: torch.cuda.max_memory_allocated during one '
-                           'extra untimed step minus the allocation at its '
-                           'start')
-        elif _reset_peak_rss():
-            self._mode = 'hwm'
-            trim = ', after gc and malloc_trim(0)' if _malloc_trim() else ''
-            self.method = ('CPU: peak RSS during one extra untimed step per '
-                           f'variant{trim} (VmHWM of /proc/self/status, '
-                           'reset through /proc/self/clear_refs) minus the '
-                           'RSS at its start; approximate (allocator caches)')
-        else:
-            self._mode = 'ru'
-            self.method = ('CPU: growth of resource.getrusage ru_maxrss over '
-                           'one extra untimed step (a lifetime high-water '
-                           'mark: a step below an earlier peak reads 0)')
-        self._base = 0.
-
-    def measure(self, fn: Callable[[], Any]) -> float:
-        """Bytes above the start at the peak of ``fn()``."""
-        self.start()
-        fn()
-        return self.stop()
-
-    @staticmethod
-    def _maxrss_bytes() -> float:
-        scale = 1. if sys.platform == 'darwin' else 1024.
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-    def start(self) -> None:
-        """Mark the start of a step."""
-        import torch
-
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        elif self._mode == 'hwm':
-            gc.collect()
-            _malloc_trim()
-            _reset_peak_rss()
-            self._base = _read_status_kib('VmRSS') * 1024.
-        else:
-            self._base = self._maxrss_bytes()
-
-    def stop(self) -> float:
-        """Bytes above the start at the peak of the step."""
-        import torch
-
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device)
-        elif self._mode == 'hwm':
-            peak = _read_status_kib('VmHWM') * 1024.
-        else:
-            peak = self._maxrss_bytes()
-        self.absolute = max(self.absolute, peak)
-        return max(peak - self._base, 0.)
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args,

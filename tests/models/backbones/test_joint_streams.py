@@ -8,7 +8,8 @@ from mmcv.cnn.bricks import DropPath
 from test_bevt_swin import tiny_backbone  # a sibling test module
 
 from bevt.models.backbones import joint_streams
-from bevt.models.backbones.joint_streams import (joint_residual_add,
+from bevt.models.backbones.joint_streams import (drop_path_factors,
+                                                 joint_residual_add,
                                                  joint_token_order)
 from bevt.models.backbones.window_tokens import partition_tokens
 from bevt.utils.benchmarking import count_ops
@@ -38,23 +39,25 @@ def test_joint_token_order_gathers_each_streams_windows():
     assert joint_token_order(layouts, torch.device('cpu'))[0] is order
 
 
-def test_joint_residual_add_keeps_or_drops_whole_samples():
+def test_drop_path_keeps_or_drops_whole_samples():
     drop = DropPath(0.5).train()
     sample = torch.tensor([0, 0, 0, 1, 2, 2])
     shortcut = torch.randn(6, 4)
     x = torch.randn(6, 4, requires_grad=True)
     torch.manual_seed(0)
-    out = joint_residual_add(shortcut, x, drop, sample, 3)
+    factors = drop_path_factors(drop, sample, 3, x)
     torch.manual_seed(0)
-    keep = (0.5 + torch.rand(3, 1)).floor()  # the same draw
-    assert 0 < keep.sum() < 3  # this seed keeps some and drops some
-    expected = shortcut + x.detach() / 0.5 * keep[sample]
-    assert torch.equal(out, expected)
+    keep = (0.5 + torch.rand(2, 3, 1)).floor()  # the same draw
+    assert 0 < keep[0].sum() < 3  # this seed keeps some and drops some
+    assert torch.equal(factors, keep[:, sample])
+    out = joint_residual_add(shortcut, x, drop, factors[0])
+    assert torch.equal(out, shortcut + x.detach() / 0.5 * keep[0, sample])
     out.sum().backward()
-    assert torch.equal(x.grad, (keep[sample] / 0.5).expand(6, 4))
+    assert torch.equal(x.grad, (keep[0, sample] / 0.5).expand(6, 4))
     for module in (drop.eval(), DropPath(0.).train(), nn.Identity()):
+        assert drop_path_factors(module, sample, 3, x) is None
         assert torch.equal(
-            joint_residual_add(shortcut, x, module, sample, 3), shortcut + x)
+            joint_residual_add(shortcut, x, module, None), shortcut + x)
 
 
 def _step(model, joint, video, image, masks):
