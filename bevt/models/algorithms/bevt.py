@@ -1,12 +1,13 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The BEVT algorithm: masked image and video modeling in one step."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from bevt.models.heads.mim_head import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
 
@@ -48,12 +49,17 @@ class BEVT(BaseModel):
             without a masked token are skipped and the DALL-E vocabulary
             projection runs on the masked cells only, which leaves the loss
             unchanged. Defaults to False.
-        tokenizer_first (bool): In each stream, run the tokenizer before
-            the backbone: on CUDA its host syncs (reading the masks) then
-            wait for little, and the backbone is launched while the device
-            runs the tokenizer's convolutions. False runs it after the
-            backbone, as the official code (whose head holds the tokenizer).
-            The result is the same either way. Defaults to True.
+        tokenizer_first (bool): Read on the host, at the start of a step,
+            everything the step reads from the device (the tokenizer's
+            :meth:`plan_targets` of every stream and the heads' masked
+            positions), then run the tokenizer before the backbone: on CUDA
+            no read then waits for queued work, so the host can launch the
+            whole forward and backward ahead of the device, and the
+            backbone is launched while the device runs the tokenizer's
+            convolutions. False runs the tokenizer after the backbone, as
+            the official code (whose head holds the tokenizer), each part
+            reading when it needs to. The result is the same either way.
+            Defaults to True.
         joint_streams (bool): Run the backbone once for all streams of a
             step (``backbone([clips, images], [masks...])``): each block then
             runs its per-token layers on the tokens of both streams at once
@@ -188,22 +194,9 @@ class BEVT(BaseModel):
         raise ValueError('inputs["imgs"] must be clips (N, 3, T, H, W) or '
                          f'images (N, 3, H, W), got {tuple(imgs.shape)}')
 
-    @torch.no_grad()
-    def targets(self,
-                inputs: Dict[str, Tensor],
-                all_frames: bool = False) -> Tensor:
-        """Tokenizer targets of one stream, flattened to the token order.
-
-        Args:
-            inputs (dict): ``tokenizer_imgs`` (N, 3, [T,] h, w) and
-                ``target_mask`` (bool (N, [T,] H/16, W/16), True = masked).
-            all_frames (bool): Tokenize every frame even if
-                ``tokenize_all_frames`` is off. Defaults to False.
-
-        Returns:
-            Tensor: ids (N, L) (-1 where a frame was not tokenized) or
-            features (N, L, D), detached.
-        """
+    def _tokenizer_inputs(self, inputs: Dict[str, Tensor],
+                          all_frames: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """The tokenizer view and its ``cell_mask`` (None = every cell)."""
         if 'tokenizer_imgs' not in inputs or 'target_mask' not in inputs:
             raise ValueError('a BEVT loss needs inputs["tokenizer_imgs"] '
                              'and inputs["target_mask"] (see PackBEVTInputs)')
@@ -219,38 +212,83 @@ class BEVT(BaseModel):
                     f'target_mask has {tuple(cell_mask.shape[-2:])} cells '
                     f'per frame but the tokenizer gives {grid} for its '
                     f'{tuple(view.shape[-2:])} view; ' + _VIEW_HINT)
-        target = self.target_generator(view, cell_mask=cell_mask)
+        return view, cell_mask
+
+    def plan_targets(self,
+                     inputs: Dict[str, Tensor],
+                     all_frames: bool = False) -> Optional[Any]:
+        """The tokenizer's plan for :meth:`targets` (what it reads from the
+        masks on the host), or None if the tokenizer has no ``plan``."""
+        if not hasattr(self.target_generator, 'plan'):
+            return None
+        view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
+        return self.target_generator.plan(view, cell_mask=cell_mask)
+
+    @torch.no_grad()
+    def targets(self,
+                inputs: Dict[str, Tensor],
+                all_frames: bool = False,
+                plan: Optional[Any] = None) -> Tensor:
+        """Tokenizer targets of one stream, flattened to the token order.
+
+        Args:
+            inputs (dict): ``tokenizer_imgs`` (N, 3, [T,] h, w) and
+                ``target_mask`` (bool (N, [T,] H/16, W/16), True = masked).
+            all_frames (bool): Tokenize every frame even if
+                ``tokenize_all_frames`` is off. Defaults to False.
+            plan (TokenizerPlan, optional): :meth:`plan_targets` of the same
+                arguments, made earlier. Defaults to None.
+
+        Returns:
+            Tensor: ids (N, L) (-1 where a frame was not tokenized) or
+            features (N, L, D), detached.
+        """
+        view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
+        extra = {} if plan is None else dict(plan=plan)
+        target = self.target_generator(view, cell_mask=cell_mask, **extra)
         if target.is_floating_point():  # (N, [T,] h, w, D) features
             return target.flatten(1, -2).detach()
         return target.flatten(1).detach()
 
     def _stream_outputs(self,
                         batches: Sequence[Batch],
-                        all_frames: bool = False
-                        ) -> List[Tuple[str, Tensor, Tensor, Tensor]]:
-        """(stream, features, targets, flat target mask) of each batch."""
+                        all_frames: bool = False) -> List[tuple]:
+        """(stream, features, targets, flat target mask, masked positions
+        or None) of each batch."""
         inputs = [batch['inputs'] for batch in batches]
         streams = [self.stream_of(i['imgs']) for i in inputs]
+        plans = positions = [None] * len(inputs)
+        if self.tokenizer_first:
+            # every value the host reads in this step, before any work is
+            # queued (on CUDA a read waits for all the work queued before
+            # it): the tokenizer's frames and cells, the heads' positions
+            plans = [self.plan_targets(i, all_frames) for i in inputs]
+            positions = [
+                masked_positions(i['target_mask'].flatten(1).to(torch.bool))
+                for i in inputs
+            ]
         if self.joint_streams and len(inputs) > 1:
             # one backbone call for every stream; the tokenizer before or
             # after it (see the class docstring)
-            targets = [self.targets(i, all_frames)
-                       for i in inputs] if self.tokenizer_first else None
+            targets = [
+                self.targets(i, all_frames, p) for i, p in zip(inputs, plans)
+            ] if self.tokenizer_first else None
             feats = self.backbone([i['imgs'] for i in inputs],
                                   [i.get('input_mask') for i in inputs])
             if targets is None:
                 targets = [self.targets(i, all_frames) for i in inputs]
         else:
             feats, targets = [], []
-            for i in inputs:  # stream after stream, as the official code
+            for i, p in zip(inputs, plans):  # stream after stream
                 if self.tokenizer_first:
-                    targets.append(self.targets(i, all_frames))
+                    targets.append(self.targets(i, all_frames, p))
                     feats.append(self.extract_feat(i))
                 else:
                     feats.append(self.extract_feat(i))
                     targets.append(self.targets(i, all_frames))
         outputs = []
-        for stream, i, feat, target in zip(streams, inputs, feats, targets):
+        for stream, i, feat, target, where in zip(streams, inputs, feats,
+                                                  targets, positions):
             mask = i['target_mask'].flatten(1)  # (N, L)
             tokens = feat.shape[1]
             if target.shape[1] != tokens or mask.shape[1] != tokens:
@@ -259,7 +297,7 @@ class BEVT(BaseModel):
                     f'tokens per sample, the tokenizer gives '
                     f'{target.shape[1]} targets and target_mask has '
                     f'{mask.shape[1]} entries; ' + _VIEW_HINT)
-            outputs.append((stream, feat, target, mask))
+            outputs.append((stream, feat, target, mask, where))
         return outputs
 
     def loss(self, batches: Sequence[Batch]) -> Dict[str, Tensor]:
@@ -277,8 +315,10 @@ class BEVT(BaseModel):
             if streams.count(stream) > 1:
                 raise ValueError(f'two {stream} batches in one step')
         losses = {}
-        for stream, feats, target, mask in self._stream_outputs(batches):
-            losses.update(self.head.loss(feats, target, mask, stream))
+        for stream, feats, target, mask, where in self._stream_outputs(
+                batches):
+            extra = {} if where is None else dict(positions=where)
+            losses.update(self.head.loss(feats, target, mask, stream, **extra))
         return losses
 
     @torch.no_grad()
@@ -296,7 +336,7 @@ class BEVT(BaseModel):
         """
         results = []
         outputs = self._stream_outputs(batches, True)
-        for batch, (_, feats, target, _) in zip(batches, outputs):
+        for batch, (_, feats, target, _, _) in zip(batches, outputs):
             if not hasattr(self.head, 'predict'):
                 raise ValueError(f'{type(self.head).__name__} has no '
                                  'predict()')

@@ -34,6 +34,26 @@ def masked_positions(mask: Tensor) -> Tensor:
     return mask.flatten().nonzero().squeeze(1)
 
 
+def check_target_ids(target: Tensor, num_classes: int) -> None:
+    """Check that token ids lie in [0, ``num_classes``).
+
+    On CPU a ``ValueError`` names the ids out of range; on CUDA the check
+    is ``torch._assert_async`` (a device-side assert reported at a later
+    sync) so that the host does not wait for the device.
+
+    Args:
+        target (Tensor): int64 ids (M, ).
+        num_classes (int): Vocabulary size.
+    """
+    bad = (target < 0) | (target >= num_classes)
+    message = (f'Masked targets must lie in [0, {num_classes}) (-1 = a '
+               'frame the tokenizer skipped but the mask predicts)')
+    if target.device.type == 'cuda':
+        torch._assert_async(bad.any().logical_not(), message)
+    elif bad.any():
+        raise ValueError(f'{message}; got {target[bad].unique().tolist()}')
+
+
 def check_masked_inputs(feats: Tensor, target: Tensor, mask: Tensor,
                         in_channels: int, target_ndim: int) -> None:
     """Check the shapes of a masked-prediction head's inputs.
@@ -147,9 +167,18 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
         """
         return self.fc(feats)
 
-    def loss(self, feats: Tensor, target: Tensor, mask: Tensor,
-             stream: str) -> Dict[str, Tensor]:
+    def loss(self,
+             feats: Tensor,
+             target: Tensor,
+             mask: Tensor,
+             stream: str,
+             positions: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Cross entropy over the masked tokens of one stream.
+
+        The ids of the masked tokens are checked to lie in the vocabulary:
+        on CPU with a ``ValueError`` naming them, on CUDA asynchronously
+        (``torch._assert_async``: a device-side assert at a later sync, so
+        that the host does not wait for the device here).
 
         Args:
             feats (Tensor): Tokens of shape (N, L, C), L in (t, h, w) order.
@@ -157,6 +186,9 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
                 frame) is allowed only where ``mask`` is False.
             mask (Tensor): Bool, (N, L); True = masked (predicted).
             stream (str): A key of ``loss_weights``, e.g. 'video' or 'img'.
+            positions (Tensor, optional): :func:`masked_positions` of
+                ``mask``, read by the caller before it queued the forward
+                (BEVT does); computed here if not given. Defaults to None.
 
         Returns:
             dict: ``loss_{stream}``, the weighted loss (a zero that keeps
@@ -170,14 +202,9 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
             raise TypeError('target must hold integer token ids, got '
                             f'{target.dtype} (pass ids, not logits)')
         mask = mask.to(torch.bool)
-        where = masked_positions(mask)  # (M, )
+        where = masked_positions(mask) if positions is None else positions
         target = target.flatten().index_select(0, where)  # (M, )
-        bad = (target < 0) | (target >= self.num_classes)
-        if bad.any():
-            raise ValueError(
-                f'Masked targets must lie in [0, {self.num_classes}); got '
-                f'{target[bad].unique().tolist()} (-1 = a frame the '
-                'tokenizer skipped but the mask predicts)')
+        check_target_ids(target, self.num_classes)
         if self.gather_masked:  # (N*L, C) -> (M, C) -> (M, num_classes)
             logits = self.fc(feats.flatten(0, 1).index_select(0, where))
         else:  # the official way: (N, L, K) -> (M, K)

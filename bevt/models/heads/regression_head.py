@@ -42,8 +42,12 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
         self.target_dims = target_dims
         self.fc = nn.Linear(in_channels, target_dims)
 
-    def loss(self, feats: Tensor, target: Tensor, mask: Tensor,
-             stream: str) -> Dict[str, Tensor]:
+    def loss(self,
+             feats: Tensor,
+             target: Tensor,
+             mask: Tensor,
+             stream: str,
+             positions: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """MSE over the masked tokens of one stream.
 
         Args:
@@ -51,6 +55,9 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
             target (Tensor): Float targets of shape (N, L, D).
             mask (Tensor): Bool, (N, L); True = masked (predicted).
             stream (str): A key of ``loss_weights``, e.g. 'video' or 'img'.
+            positions (Tensor, optional): :func:`masked_positions` of
+                ``mask``, read by the caller; computed here if not given.
+                Defaults to None.
 
         Returns:
             dict: ``loss_{stream}``, the weighted loss (a zero that keeps
@@ -61,7 +68,8 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
         if target.shape[-1] != self.target_dims:
             raise ValueError(f'target must be (N, L, {self.target_dims}); '
                              f'got {tuple(target.shape)}')
-        where = masked_positions(mask.to(torch.bool))  # (M, )
+        where = masked_positions(mask.to(torch.bool)) \
+            if positions is None else positions  # (M, )
         pred = self.fc(feats.flatten(0, 1).index_select(0, where))  # (M, D)
         target = target.flatten(0, 1).index_select(0, where)  # (M, D)
         if target.shape[0] == 0:

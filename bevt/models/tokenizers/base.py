@@ -2,7 +2,7 @@
 """The frozen-tokenizer contract shared by every BEVT target generator."""
 import logging
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple, Union
+from typing import Iterator, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from bevt.utils.typing_utils import OptMultiConfig
+from .frames import TokenizerPlan, check_mask, gather_frames, needed_frames
 
 _DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
@@ -178,7 +179,8 @@ class BEVTTokenizer(BaseModule):
 
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None) -> Tensor:
+                cells: Optional[Tensor] = None,
+                positions: Optional[Tensor] = None) -> Tensor:
         """Encode one chunk of images (implemented by subclasses).
 
         Args:
@@ -187,12 +189,22 @@ class BEVTTokenizer(BaseModule):
                 target is needed; an encoder may skip the others (their
                 output is overwritten by :meth:`forward`). Defaults to None
                 (all).
+            positions (Tensor, optional): :meth:`cell_positions` of
+                ``cells``, read before the chunk was queued. Defaults to
+                None.
 
         Returns:
             Tensor: int64 ids of shape (B, h/d, w/d), or float features of
             shape (B, h/d, w/d, D) with d = ``downsample``.
         """
         raise NotImplementedError
+
+    def cell_positions(self, cells: Tensor) -> Optional[Tensor]:
+        """What :meth:`_encode` reads of a chunk's ``cells`` on the host
+        (e.g. their positions: an output size, which makes the host wait
+        for the device on CUDA). :meth:`plan` reads it for every chunk
+        before any chunk is queued. None (the default) = nothing."""
+        return None
 
     def _check_input(self, x: Tensor) -> None:
         """Raise a ``ValueError`` for an input :meth:`forward` cannot take."""
@@ -205,52 +217,9 @@ class BEVTTokenizer(BaseModule):
             raise ValueError(f'Invalid input size: {(h, w)}; both sides '
                              f'must be multiples of {self.downsample}')
 
-    @staticmethod
-    def _check_mask(name: str, mask: Optional[Tensor],
-                    shape: Tuple[int, ...]) -> Optional[Tensor]:
-        """Validate a bool ``frame_mask`` / ``cell_mask`` of ``shape``."""
-        if mask is None:
-            return None
-        if mask.dtype != torch.bool:
-            raise ValueError(
-                f'Invalid {name} dtype: {mask.dtype}; expected torch.bool')
-        if tuple(mask.shape) != shape:
-            raise ValueError(f'Invalid {name} shape: {tuple(mask.shape)}; '
-                             f'expected {shape}')
-        return mask
-
-    @staticmethod
-    def needed_frames(frame_mask: Optional[Tensor] = None,
-                      cell_mask: Optional[Tensor] = None) -> Optional[Tensor]:
-        """Which folded frames :meth:`forward` encodes.
-
-        Args:
-            frame_mask (Tensor, optional): See :meth:`forward`.
-            cell_mask (Tensor, optional): See :meth:`forward`.
-
-        Returns:
-            Tensor, optional: Bool (N*T, ), clip-major; None = every frame.
-        """
-        if cell_mask is not None:  # frames with at least one needed cell
-            return cell_mask.flatten(cell_mask.dim() - 2).any(-1).flatten()
-        return None if frame_mask is None else frame_mask.flatten()
-
-    @staticmethod
-    def _gather(x: Tensor, index: Tensor) -> Tensor:
-        """Frames ``index`` of the folded batch, without folding ``x``.
-
-        Args:
-            x (Tensor): Images (N, C, h, w) or clips (N, C, T, h, w).
-            index (Tensor): int64 indices into the N (or N*T, clip-major)
-                frames, of shape (B,).
-
-        Returns:
-            Tensor: The frames, of shape (B, C, h, w).
-        """
-        if x.dim() == 4:
-            return x[index]
-        num_frames = x.shape[2]
-        return x[index // num_frames, :, index % num_frames]
+    #: Which folded frames :meth:`forward` encodes
+    #: (:func:`~.frames.needed_frames`)
+    needed_frames = staticmethod(needed_frames)
 
     def resolved_dtype(self, device_type: str) -> Optional[str]:
         """``self.dtype`` on ``device_type``, with ``'auto'`` resolved."""
@@ -285,12 +254,14 @@ class BEVTTokenizer(BaseModule):
 
     def _encode_frames(self,
                        frames: Tensor,
-                       cells: Optional[Tensor] = None) -> Tensor:
+                       cells: Optional[Tensor] = None,
+                       positions: Optional[Tensor] = None) -> Tensor:
         """Encode one chunk in the configured precision and memory format.
 
         Args:
             frames (Tensor): Images of shape (B, 3, h, w).
             cells (Tensor, optional): See :meth:`_encode`.
+            positions (Tensor, optional): See :meth:`_encode`.
 
         Returns:
             Tensor: See :meth:`_encode`.
@@ -299,13 +270,54 @@ class BEVTTokenizer(BaseModule):
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         with self._precision(frames.device.type):
-            return self._encode(frames, cells)
+            return self._encode(frames, cells, positions)
+
+    @torch.no_grad()
+    def plan(self,
+             x: Tensor,
+             frame_mask: Optional[Tensor] = None,
+             cell_mask: Optional[Tensor] = None) -> TokenizerPlan:
+        """Read from the masks what :meth:`forward` encodes.
+
+        Everything the host must read from the device for one call (the
+        needed frames, and :meth:`cell_positions` of every chunk) is read
+        here, so that a caller can plan several calls before it queues any
+        of them (on CUDA a read waits for all the work queued before it).
+        The arguments are those of :meth:`forward`.
+
+        Returns:
+            TokenizerPlan: For ``forward(x, ..., plan=...)``.
+        """
+        self._check_input(x)
+        lead = tuple(x.shape[:1]) if x.dim() == 4 else (x.shape[0], x.shape[2])
+        cell_shape = (x.shape[-2] // self.downsample,
+                      x.shape[-1] // self.downsample)
+        if frame_mask is not None and cell_mask is not None:
+            raise ValueError('Give frame_mask or cell_mask, not both')
+        check_mask('frame_mask', frame_mask, lead)
+        cells = check_mask('cell_mask', cell_mask, lead + cell_shape)
+        keep = self.needed_frames(frame_mask, cells)  # (N*T, ) or None
+        num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
+        if cells is not None:
+            cells = cells.to(x.device).reshape((num_frames, ) + cell_shape)
+        if keep is None:
+            index = torch.arange(num_frames, device=x.device)
+        else:
+            index = keep.to(x.device).nonzero().flatten()
+        chunks = index.split(self.resolved_chunk_size(
+            x.device.type)) if index.numel() else ()
+        chunk_cells = tuple(None if cells is None else cells[chunk]
+                            for chunk in chunks)
+        positions = tuple(None if c is None else self.cell_positions(c)
+                          for c in chunk_cells)
+        return TokenizerPlan(num_frames, chunks, cells, chunk_cells, positions)
 
     @torch.no_grad()
     def forward(self,
                 x: Tensor,
                 frame_mask: Optional[Tensor] = None,
-                cell_mask: Optional[Tensor] = None) -> Tensor:
+                cell_mask: Optional[Tensor] = None,
+                plan: Optional[TokenizerPlan] = None) -> Tensor:
         """Compute the targets of images or clips.
 
         Clip frames are folded into the batch (frame t of clip n is image
@@ -327,6 +339,9 @@ class BEVTTokenizer(BaseModule):
                 may compute only the needed cells (the DALL-E projection
                 does), and every other cell is filled with -1 / 0. Not
                 together with ``frame_mask``. Defaults to None (all needed).
+            plan (TokenizerPlan, optional): :meth:`plan` of these arguments,
+                made earlier; then nothing is read on the host here.
+                Defaults to None (planned here).
 
         Returns:
             Tensor: Detached targets. Id tokenizers give int64 ids in
@@ -335,37 +350,28 @@ class BEVTTokenizer(BaseModule):
             (N, h/d, w/d, D) or (N, T, h/d, w/d, D), with d = ``downsample``
             and D = ``target_dims``.
         """
-        self._check_input(x)
+        if plan is None:
+            plan = self.plan(x, frame_mask, cell_mask)
         lead = tuple(x.shape[:1]) if x.dim() == 4 else (x.shape[0], x.shape[2])
         cell_shape = (x.shape[-2] // self.downsample,
                       x.shape[-1] // self.downsample)
-        if frame_mask is not None and cell_mask is not None:
-            raise ValueError('Give frame_mask or cell_mask, not both')
-        self._check_mask('frame_mask', frame_mask, lead)
-        cells = self._check_mask('cell_mask', cell_mask, lead + cell_shape)
-        keep = self.needed_frames(frame_mask, cells)  # (N*T, ) or None
-        num_frames = x.shape[0] if x.dim() == 4 else lead[0] * lead[1]
-        if cells is not None:
-            cells = cells.to(x.device).reshape((num_frames, ) + cell_shape)
+        if plan.num_frames != (lead[0] if x.dim() == 4 else lead[0] * lead[1]):
+            raise ValueError(f'the plan is for {plan.num_frames} frames, the '
+                             f'input has {tuple(x.shape)}')
         if self.target_dims is None:
             out = x.new_full(
-                (num_frames, ) + cell_shape, -1,
+                (plan.num_frames, ) + cell_shape, -1,
                 dtype=torch.long)  # (N*T, h/d, w/d)
         else:
             out = x.new_zeros(
-                (num_frames, ) + cell_shape + (self.target_dims, ),
+                (plan.num_frames, ) + cell_shape + (self.target_dims, ),
                 dtype=torch.float32)  # (N*T, h/d, w/d, D)
-        if keep is None:
-            index = torch.arange(num_frames, device=x.device)
-        else:
-            index = keep.to(x.device).nonzero().flatten()
-        step = self.resolved_chunk_size(x.device.type)
-        for start in range(0, index.numel(), step):
-            chunk = index[start:start + step]  # (<= step, )
+        for chunk, cells, positions in zip(plan.chunks, plan.chunk_cells,
+                                           plan.positions):
             out[chunk] = self._encode_frames(
-                self._gather(x, chunk),
-                None if cells is None else cells[chunk])
-        if cells is not None:  # masked_fill_: no host sync on CUDA
+                gather_frames(x, chunk), cells, positions)
+        if plan.cells is not None:  # masked_fill_: no host sync on CUDA
+            cells = plan.cells
             fill = ~cells if out.dim() == cells.dim() else ~cells[..., None]
             out.masked_fill_(fill, -1 if self.target_dims is None else 0)
         return out.view(lead + out.shape[1:]).detach()

@@ -316,9 +316,23 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             pieces = [self._run_stage(name, stage, x) for x in pieces]
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
+    def cell_positions(self, cells: Tensor) -> Tensor:
+        """Flat positions of a chunk's needed cells (one ``nonzero`` for
+        the gather and the scatter of the vocabulary projection; a bool
+        index would make the host wait at each of them).
+
+        Args:
+            cells (Tensor): Bool (B, h/8, w/8).
+
+        Returns:
+            Tensor: int64 (M, ) positions in the (B*h/8*w/8, ) cells.
+        """
+        return cells.flatten().nonzero().squeeze(1)
+
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None) -> Tensor:
+                cells: Optional[Tensor] = None,
+                positions: Optional[Tensor] = None) -> Tensor:
         """Ids of one chunk of images.
 
         Args:
@@ -326,17 +340,19 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             cells (Tensor, optional): Bool (B, h/8, w/8): project only
                 these cells to the vocabulary; the others get -1. Defaults
                 to None (all cells, through the 1x1 convolution).
+            positions (Tensor, optional): :meth:`cell_positions` of
+                ``cells`` (read by :meth:`plan` before any chunk was
+                queued); computed here if not given. Defaults to None.
 
         Returns:
             Tensor: int64 ids of shape (B, h/8, w/8).
         """
         output = self.encoder.blocks.output  # ReLU + 1x1 conv to the vocab
         if cells is not None:
-            # the needed cells' positions, read before the convolutions are
-            # queued (on CUDA the host waits for the device here, not for
-            # this chunk's convolutions), one nonzero for the gather and the
-            # scatter (a bool index would wait at each of them)
-            where = cells.flatten().nonzero().squeeze(1)  # (M, )
+            # read before the convolutions are queued (on CUDA the host
+            # waits for the device here)
+            where = positions if positions is not None \
+                else self.cell_positions(cells)  # (M, )
         feats = self._features(images)  # (B, C, h/8, w/8)
         if cells is None:  # (B, vocab_size, h/8, w/8) logits
             logits = dalle_conv(output.conv, output.relu(feats),

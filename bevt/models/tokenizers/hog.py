@@ -130,12 +130,14 @@ class BEVTHOGTargets(BEVTTokenizer):
 
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None) -> Tensor:
+                cells: Optional[Tensor] = None,
+                positions: Optional[Tensor] = None) -> Tensor:
         """HOG features of one chunk of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w).
             cells (Tensor, optional): Unused: every cell is computed.
+            positions (Tensor, optional): Unused.
 
         Returns:
             Tensor: float32 features of shape (B, h/d, w/d, D).

@@ -123,12 +123,14 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
 
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None) -> Tensor:
+                cells: Optional[Tensor] = None,
+                positions: Optional[Tensor] = None) -> Tensor:
         """Ids of one chunk of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w) in [-1, 1].
             cells (Tensor, optional): Unused: every cell is computed.
+            positions (Tensor, optional): Unused.
 
         Returns:
             Tensor: int64 ids of shape (B, h/16, w/16).

@@ -359,3 +359,44 @@ def check_default_step_equals_official_on(device: torch.device) -> None:
 @pytest.mark.parametrize('device', DEVICES)
 def test_default_step_equals_official_on_device(device):
     check_default_step_equals_official_on(torch.device(device))
+
+
+@pytest.mark.parametrize('joint', [True, False])
+def test_host_reads_come_before_any_queued_work(joint, monkeypatch):
+    """With ``tokenizer_first`` every value the step reads on the host (a
+    sync on CUDA) is read before the first convolution or matrix product:
+    the tokenizer's frames and cells and the heads' positions. The official
+    order reads them between the parts. (The heads' id check, a host check
+    on CPU only, is left out: on CUDA it is asynchronous.)"""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import bevt.models.heads.mim_head as mim_head
+    from bevt.utils.benchmarking import is_host_sync
+
+    monkeypatch.setattr(mim_head, 'check_target_ids', lambda *args: None)
+
+    def host_reads_after_work(model):
+        names = []
+
+        class Recording(TorchDispatchMode):
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                name = func.overloadpacket.__name__
+                names.append('sync' if is_host_sync(name, args) else name)
+                return func(*args, **(kwargs or {}))
+
+        data = model.data_preprocessor(two_stream_batches(), True)
+        with Recording():
+            losses = model(*data, mode='loss')
+            sum(v for k, v in losses.items()
+                if k.startswith('loss')).backward()
+        first = min(
+            names.index(n) for n in ('convolution', 'addmm', 'mm')
+            if n in names)
+        return names[:first].count('sync'), names[first:].count('sync')
+
+    # 2 streams x (tokenizer frames, chunk cells, head positions)
+    model = tiny_bevt(joint_streams=joint).train()
+    assert host_reads_after_work(model) == (6, 0)
+    official = tiny_bevt(joint_streams=joint, tokenizer_first=False).train()
+    assert host_reads_after_work(official) == (0, 6)

@@ -664,7 +664,7 @@ def test_random_init_warning(kind):
 def test_registry_build():
     assert set(tokenizers.__all__) == {
         'BEVTTokenizer', 'BEVTDALLETokenizer', 'BEVTVQKDTokenizer',
-        'BEVTHOGTargets'
+        'BEVTHOGTargets', 'TokenizerPlan'
     }
     cfgs = [
         dict(type='BEVTDALLETokenizer', encoder=DALLE_CFG, chunk_size=8),
