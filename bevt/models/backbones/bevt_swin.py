@@ -284,8 +284,8 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
         Given a sequence of batches (e.g. BEVT's clips and images), each
         block runs once for all of them where their windows allow it
         (:mod:`~bevt.models.backbones.joint_streams`): the same features as
-        one call per batch, up to float rounding, with about half the
-        operators per block.
+        one call per batch, up to float rounding, with fewer operators (the
+        per-token layers run once for all batches).
 
         Args:
             x (Tensor | Sequence[Tensor]): Clips (N, 3, T, H, W) (video

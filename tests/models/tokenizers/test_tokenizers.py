@@ -269,6 +269,34 @@ def test_cell_mask_gives_the_needed_cells_only(kind):
     assert (out[~image_cells] == fill).all()
 
 
+@pytest.mark.parametrize('kind', ['dalle', 'hog'])
+def test_plan_made_first_gives_the_same_targets(kind):
+    """``plan`` reads the frames, chunks and cells on the host; ``forward``
+    with it gives what ``forward`` plans itself, and reads nothing."""
+    tok = build(kind, chunk_size=3)
+    clips = inputs(kind, 2, 4)
+    grid = 32 // tok.downsample
+    cells = torch.rand(
+        2, 4, grid, grid, generator=torch.Generator().manual_seed(2)) > 0.6
+    cells[:, :, 0, 0] = True  # every frame needed but one:
+    cells[1, 2] = False  # a frame without a needed cell is skipped
+    plan = tok.plan(clips, cell_mask=cells)
+    assert plan.num_frames == 8
+    assert [c.tolist() for c in plan.chunks] == [[0, 1, 2], [3, 4, 5], [7]]
+    assert torch.equal(
+        torch.cat(plan.chunk_cells),
+        cells.flatten(0, 1)[[0, 1, 2, 3, 4, 5, 7]])
+    if kind == 'dalle':  # what its projection gathers
+        assert torch.equal(plan.positions[2],
+                           cells[1, 3].flatten().nonzero().squeeze(1))
+    else:
+        assert plan.positions == (None, None, None)
+    expected = tok(clips, cell_mask=cells)
+    assert torch.equal(tok(clips, cell_mask=cells, plan=plan), expected)
+    with pytest.raises(ValueError, match='plan is for 8 frames'):
+        tok(clips[:1], cell_mask=cells[:1], plan=plan)
+
+
 def test_needed_frames():
     cells = torch.zeros(2, 3, 4, 4, dtype=torch.bool)
     cells[0, 2, 1, 1] = cells[1, 0] = True
