@@ -1,7 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Test helpers for comparing paths in float32 and reduced precision."""
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Dict, Iterator
 
 import pytest
 import torch
@@ -37,3 +37,25 @@ def relative_error(value: Tensor, reference: Tensor) -> float:
     """``|value - reference| / |reference|`` (Frobenius norms, float32)."""
     reference = reference.float()
     return ((value.float() - reference).norm() / reference.norm()).item()
+
+
+def assert_grads_close(grads: Dict[str, Tensor], reference: Dict[str, Tensor],
+                       rel: float) -> None:
+    """Each gradient equals its reference up to ``rel`` times the
+    reference's largest magnitude (float rounding relative to its scale);
+    the same names on both sides.
+
+    Args:
+        grads (dict): Name -> gradient.
+        reference (dict): Name -> reference gradient.
+        rel (float): Tolerance relative to ``reference[name].abs().max()``.
+    """
+    assert grads.keys() == reference.keys(), \
+        sorted(set(grads) ^ set(reference))
+    for name, ref in reference.items():
+        torch.testing.assert_close(
+            grads[name],
+            ref,
+            atol=rel * ref.abs().max().item(),
+            rtol=0,
+            msg=lambda text, name=name: f'{name}: {text}')

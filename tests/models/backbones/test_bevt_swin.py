@@ -7,7 +7,8 @@ from mmaction.models.backbones import SwinTransformer3D
 
 from bevt.models.backbones import BEVTSwinTransformer3D
 from bevt.registry import MODELS
-from bevt.testing import DEVICES, exact_float32, relative_error
+from bevt.testing import (DEVICES, assert_grads_close, exact_float32,
+                          relative_error)
 
 TINY = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4])
 
@@ -131,15 +132,7 @@ def test_attention_paths_equal_reference(shape):
         model.fused_attention = kind
         out, grads = _output_and_grads(model, x, mask)
         torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
-        assert grads.keys() == ref_grads.keys()
-        for name, grad in grads.items():
-            ref = ref_grads[name]  # float rounding relative to its scale
-            torch.testing.assert_close(
-                grad,
-                ref,
-                atol=2e-4 * ref.abs().max().item(),
-                rtol=0,
-                msg=lambda text, name=name: f'{name}: {text}')
+        assert_grads_close(grads, ref_grads, 2e-4)
     eager_out = out
     model.fused_attention = 'auto'  # eager on CPU
     assert model.attention_kind(torch.device('cpu')) == 'eager'
@@ -203,10 +196,7 @@ def test_backbone_blocked_attention_equals_reference(monkeypatch):
     monkeypatch.setattr(swin3d_ops, 'EAGER_BLOCK_BYTES', 2 * 64 * 64 * 4)
     out, grads = _output_and_grads(model, x, mask)
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
-    for name, grad in grads.items():
-        ref = ref_grads[name]
-        torch.testing.assert_close(
-            grad, ref, atol=2e-4 * ref.abs().max().item(), rtol=0)
+    assert_grads_close(grads, ref_grads, 2e-4)
 
 
 def test_relative_position_bias_equals_mmaction_indexing():

@@ -12,6 +12,7 @@ from bevt.models.backbones.joint_streams import (drop_path_factors,
                                                  joint_residual_add,
                                                  joint_token_order)
 from bevt.models.backbones.window_tokens import partition_tokens
+from bevt.testing import assert_grads_close
 from bevt.utils.benchmarking import count_ops
 
 
@@ -107,14 +108,7 @@ def test_joint_streams_equal_separate_passes(fused, official, size,
     assert len(calls) == (8 if size == 64 else 4)
     for a, b in zip(outs_a, outs_b):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
-    assert grads_a.keys() == grads_b.keys()
-    for name, grad in grads_a.items():
-        torch.testing.assert_close(
-            grads_b[name],
-            grad,
-            atol=1e-5 * grad.abs().max().item(),
-            rtol=0,
-            msg=lambda text, name=name: f'{name}: {text}')
+    assert_grads_close(grads_b, grads_a, 1e-5)
 
 
 def test_joint_streams_with_cp_drop_path_and_autocast():
