@@ -393,3 +393,23 @@ def test_host_reads_come_before_any_queued_work(joint, monkeypatch):
     assert host_reads_after_work(model) == (6, 0)
     official = tiny_bevt(joint_streams=joint, tokenizer_first=False).train()
     assert host_reads_after_work(official) == (0, 6)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_no_host_sync_after_the_backbone_starts_on_cuda():
+    """On CUDA nothing after the planning phase waits for the device: from
+    the backbone's first call to the end of the backward, CUDA's sync debug
+    mode raises at any synchronizing call."""
+    model = tiny_bevt().cuda().train()
+    data = model.data_preprocessor(two_stream_batches(), True)
+    _loss_and_grads(model, two_stream_batches())  # fills the index caches
+    model.backbone.register_forward_pre_hook(
+        lambda *_: torch.cuda.set_sync_debug_mode('error'))
+    try:
+        losses = model(*data, mode='loss')
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    torch.cuda.synchronize()
+    assert all(torch.isfinite(v).all() for v in losses.values())
