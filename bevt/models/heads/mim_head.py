@@ -37,9 +37,9 @@ def masked_positions(mask: Tensor) -> Tensor:
 def check_target_ids(target: Tensor, num_classes: int) -> None:
     """Check that token ids lie in [0, ``num_classes``).
 
-    On CPU a ``ValueError`` names the ids out of range; on CUDA the check
-    is ``torch._assert_async`` (a device-side assert reported at a later
-    sync) so that the host does not wait for the device.
+    Through ``torch._assert_async``, so that the host does not wait for the
+    device: on CUDA a failure is a device-side assert reported at a later
+    sync; on CPU it raises at once, as a ``ValueError`` naming the ids.
 
     Args:
         target (Tensor): int64 ids (M, ).
@@ -48,10 +48,11 @@ def check_target_ids(target: Tensor, num_classes: int) -> None:
     bad = (target < 0) | (target >= num_classes)
     message = (f'Masked targets must lie in [0, {num_classes}) (-1 = a '
                'frame the tokenizer skipped but the mask predicts)')
-    if target.device.type == 'cuda':
+    try:
         torch._assert_async(bad.any().logical_not(), message)
-    elif bad.any():
-        raise ValueError(f'{message}; got {target[bad].unique().tolist()}')
+    except RuntimeError:  # CPU: raised here
+        raise ValueError(
+            f'{message}; got {target[bad].unique().tolist()}') from None
 
 
 def check_masked_inputs(feats: Tensor, target: Tensor, mask: Tensor,
@@ -175,10 +176,8 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
              positions: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Cross entropy over the masked tokens of one stream.
 
-        The ids of the masked tokens are checked to lie in the vocabulary:
-        on CPU with a ``ValueError`` naming them, on CUDA asynchronously
-        (``torch._assert_async``: a device-side assert at a later sync, so
-        that the host does not wait for the device here).
+        The ids of the masked tokens are checked to lie in the vocabulary
+        without a host sync (:func:`check_target_ids`).
 
         Args:
             feats (Tensor): Tokens of shape (N, L, C), L in (t, h, w) order.
