@@ -392,3 +392,40 @@ def test_live_tensor_bytes_is_exact():
     calls = []
     cpu.measure(lambda: calls.append(step()), exact=False)  # the RSS path
     assert len(calls) == 1
+
+
+def test_count_ops_counts_attention_as_one_operator_each_way():
+    """Scaled-dot-product attention counts as one operator and its backward
+    as one (CUDA's fused kernels), not its CPU math decomposition; the
+    gradients stay those of the real function (in bfloat16 up to its
+    rounding: without grad mode the CPU may pick another kernel)."""
+    import torch
+    import torch.nn.functional as F
+
+    from bevt.utils.benchmarking import count_ops
+
+    real = F.scaled_dot_product_attention
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 16, 8, generator=gen) for _ in range(3))
+    bias = torch.randn(1, 3, 16, 16, generator=gen)
+    for autocast in (False, True):
+        grads = []
+        for counted in (True, False):
+            leaves = [t.clone().requires_grad_() for t in (q, k, v, bias)]
+
+            def step():
+                with torch.autocast('cpu', torch.bfloat16, enabled=autocast):
+                    out = F.scaled_dot_product_attention(
+                        *leaves[:3], attn_mask=leaves[3], scale=0.5)
+                out.float().square().sum().backward()
+
+            counts = count_ops(step) if counted else step()
+            if counted:
+                assert counts['scaled_dot_product_attention'] == 1
+                assert counts['scaled_dot_product_attention_backward'] == 1
+                assert 'bmm' not in counts and '_softmax' not in counts
+            grads.append([t.grad for t in leaves])
+        for a, b in zip(*grads):  # bfloat16: the kernel may differ
+            tol = 2e-2 if autocast else 0.
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    assert F.scaled_dot_product_attention is real  # restored

@@ -184,16 +184,90 @@ def is_host_sync(name: str, args: tuple) -> bool:
     return False
 
 
+@contextmanager
+def sdpa_as_one_operator(counts: Counter, quiet: List[bool]) -> Iterator[None]:
+    """Count each ``F.scaled_dot_product_attention`` call as one operator
+    and its backward as one more, as CUDA's fused kernels run them.
+
+    Off CUDA, SDPA with an attention mask that needs a gradient runs its
+    math decomposition, about ten operators each way, which would make an
+    operator count overstate a GPU's launches. While active, the function
+    is a custom autograd function that computes the real one with
+    ``quiet[0]`` set (so that :func:`count_ops` skips those operators) and
+    its backward by recomputing it (the same gradients).
+
+    Args:
+        counts (Counter): Where to add ``scaled_dot_product_attention`` and
+            ``scaled_dot_product_attention_backward``.
+        quiet (list[bool]): The flag :func:`count_ops` reads.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    real = F.scaled_dot_product_attention
+
+    def run(*args, **kwargs):
+        quiet[0] = True
+        try:
+            return real(*args, **kwargs)
+        finally:
+            quiet[0] = False
+
+    class _OneKernel(torch.autograd.Function):
+
+        @staticmethod
+        def forward(ctx, q, k, v, mask, kwargs):
+            ctx.save_for_backward(q, k, v, mask)
+            ctx.kwargs = kwargs
+            device = q.device.type
+            ctx.autocast = (device, torch.get_autocast_dtype(device),
+                            torch.is_autocast_enabled(device))
+            counts['scaled_dot_product_attention'] += 1
+            return run(q, k, v, attn_mask=mask, **kwargs)
+
+        @staticmethod
+        def backward(ctx, grad):
+            inputs = [
+                None
+                if t is None else t.detach().requires_grad_(t.requires_grad)
+                for t in ctx.saved_tensors
+            ]
+            wanted = [t for t in inputs if t is not None and t.requires_grad]
+            counts['scaled_dot_product_attention_backward'] += 1
+            device, dtype, enabled = ctx.autocast
+            with torch.enable_grad(), torch.autocast(device, dtype, enabled):
+                out = run(*inputs[:3], attn_mask=inputs[3], **ctx.kwargs)
+                quiet[0] = True
+                try:
+                    grads = iter(torch.autograd.grad(out, wanted, grad))
+                finally:
+                    quiet[0] = False
+            return tuple(
+                next(grads) if t is not None and t.requires_grad else None
+                for t in inputs) + (None, )
+
+    def counted(q, k, v, attn_mask=None, **kwargs):
+        return _OneKernel.apply(q, k, v, attn_mask, kwargs)
+
+    F.scaled_dot_product_attention = counted
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = real
+
+
 def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
     """Run ``fn`` and count the ATen operators it runs that do work.
 
     Counted below autograd and autocast (a dispatch mode), so the backward
     and autocast's casts are in; views (``OpOverload.is_view``) and
-    :data:`NO_KERNEL_OPS` are not. On CUDA each counted operator launches
-    about one kernel (a few launch several), so the total is a
-    device-independent measure of the launch overhead that bounds a
-    small-batch GPU step (an H200 step of Swin-B at 4 clips + 32 images was
-    launch bound: ~5,000 kernels, 109 ms of GPU time in a 160-220 ms step).
+    :data:`NO_KERNEL_OPS` are not; each scaled-dot-product attention is
+    one operator each way on any device (:func:`sdpa_as_one_operator`).
+    On CUDA each counted operator launches about one kernel (a few launch
+    several), so the total is a device-independent measure of the launch
+    overhead that bounds a small-batch GPU step (an H200 step of Swin-B at
+    4 clips + 32 images was launch bound: ~5,000 kernels, 109 ms of GPU
+    time in a 160-220 ms step).
 
     Args:
         fn (Callable): What to run, once.
@@ -214,11 +288,14 @@ def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
 
     counts: Counter = Counter()
     prefix = ['']
+    quiet = [False]
 
     class _Counting(TorchDispatchMode):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             name = func.overloadpacket.__name__
+            if quiet[0]:
+                return func(*args, **(kwargs or {}))
             if not func.is_view and name not in NO_KERNEL_OPS:
                 counts[prefix[0] + name] += 1
             if not prefix[0] and is_host_sync(name, args):
@@ -234,7 +311,7 @@ def count_ops(fn: Callable[[], Any], optimizer: Any = None) -> Dict[str, int]:
                 lambda *_: prefix.__setitem__(0, ''))
         ]
     try:
-        with _Counting():
+        with sdpa_as_one_operator(counts, quiet), _Counting():
             fn()
     finally:
         for handle in handles:
