@@ -188,18 +188,19 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
     device_type = x.device.type
     if torch.is_autocast_enabled(device_type):
         x = x.to(torch.get_autocast_dtype(device_type))
-    rows = GatherTokens.apply(x.unsqueeze(0), order, inverse)[0]
+    # squeeze and split, not [0] and slices: their backward is a view and
+    # one cat, not a zero-filled copy per use
+    rows = GatherTokens.apply(x.unsqueeze(0), order, inverse).squeeze(0)
     qkv = block.attn.qkv(rows)  # (L, 3C): window rows of every stream
-    outs, start = [], 0
-    for s in streams:
+    outs = []
+    for s, part in zip(streams, qkv.split([s.tokens for s in streams])):
         n = s.window[0] * s.window[1] * s.window[2]
-        part = qkv[start:start + s.tokens].view(-1, n, qkv.shape[-1])
+        part = part.view(-1, n, qkv.shape[-1])
         outs.append(
             attention_core(block.attn, part, s.mask, attention).flatten(0, 1))
-        start += s.tokens
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     out = block.attn.proj_drop(block.attn.proj(out))
-    x = GatherTokens.apply(out.unsqueeze(0), inverse, order)[0]
+    x = GatherTokens.apply(out.unsqueeze(0), inverse, order).squeeze(0)
     factors = drop_path_factors(block.drop_path, sample, samples, x)
     x = joint_residual_add(shortcut, x, block.drop_path,
                            None if factors is None else factors[0])
