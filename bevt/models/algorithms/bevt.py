@@ -64,7 +64,7 @@ class BEVT(BaseModel):
             step (``backbone([clips, images], [masks...])``): each block then
             runs its per-token layers on the tokens of both streams at once
             (:mod:`~bevt.models.backbones.joint_streams`; a Swin-B step
-            runs 22 % fewer operators). False runs one backbone pass per
+            runs a third fewer operators). False runs one backbone pass per
             stream, as the official code. The result is the same up to
             float rounding. Defaults to True.
         compile_backbone (bool | dict): Compile the backbone with

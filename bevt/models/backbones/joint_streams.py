@@ -9,7 +9,7 @@ layer norms, the ``qkv`` / ``proj`` / MLP linears and the residuals act on
 each token alone. Here the tokens of all streams form one flat (L, C)
 tensor, stream after stream, so that those layers run once per block for
 both streams: half their operators (on CUDA, kernel launches, which
-bound a Swin-B step at 4 clips + 32 images; 22 % fewer operators per step
+bound a Swin-B step at 4 clips + 32 images; a third fewer operators per step
 in all) and larger matrix products.
 The windows of every stream are gathered from the flat tensor by one index
 (:func:`joint_token_order`), the attention runs per stream on its slice
