@@ -61,12 +61,15 @@ def fits_windows(size: Sequence[int], window: Sequence[int]) -> bool:
     return all(s % w == 0 for s, w in zip(size, window))
 
 
-@lru_cache(maxsize=128)
+@torch.compiler.assume_constant_result
 def joint_token_order(layouts: Tuple[Tuple[int, Tuple[int, ...],
                                            Tuple[int, ...], Tuple[int, ...]],
                                      ...],
                       device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
     """Token indices of the windows of several streams in one flat tensor.
+
+    Cached per layout; a constant of the graph under ``torch.compile`` (see
+    :func:`~.window_tokens.window_token_order`).
 
     Args:
         layouts (tuple): Per stream ``(batch, size, window, shift)`` (see
@@ -82,6 +85,13 @@ def joint_token_order(layouts: Tuple[Tuple[int, Tuple[int, ...],
         - ``sample``: the sample of token p, counted over all streams
           (0 .. sum B - 1), for per-sample stochastic depth.
     """
+    return _joint_token_order(layouts, device)
+
+
+@lru_cache(maxsize=128)
+def _joint_token_order(layouts: tuple,
+                       device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`joint_token_order`, computed."""
     orders, samples = [], []
     offset = first_sample = 0
     for batch, size, window, shift in layouts:

@@ -28,12 +28,17 @@ def padded_size(size: Sequence[int], window: Sequence[int]) -> List[int]:
     return [-(-s // w) * w for s, w in zip(size, window)]
 
 
-@lru_cache(maxsize=128)
+@torch.compiler.assume_constant_result
 def window_token_order(size: Tuple[int, int, int],
                        window: Tuple[int, int, int], shift: Tuple[int, int,
                                                                   int],
                        device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
     """Token indices of the shifted-window layout of a (D, H, W) map.
+
+    Cached per layout (:func:`_window_token_order`); under
+    ``torch.compile`` the indices are constants of the graph, built once
+    when it is traced (the cache itself would be traced through and the
+    indices rebuilt at every call).
 
     Args:
         size (tuple[int]): Map size (D, H, W) before padding.
@@ -52,6 +57,15 @@ def window_token_order(size: Tuple[int, int, int],
         - ``crop`` (D*H*W,): ``inverse`` at the tokens of the unpadded
           map only (``inverse`` itself when nothing is padded).
     """
+    return _window_token_order(size, window, shift, device)
+
+
+@lru_cache(maxsize=128)
+def _window_token_order(size: Tuple[int, int, int],
+                        window: Tuple[int, int, int], shift: Tuple[int, int,
+                                                                   int],
+                        device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`window_token_order`, computed."""
     padded = padded_size(size, window)
     tokens = torch.arange(padded[0] * padded[1] * padded[2])
     grid = tokens.view(1, *padded, 1)

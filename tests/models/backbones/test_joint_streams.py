@@ -154,3 +154,14 @@ def test_joint_streams_bad_input():
         model([video, image[0]])
     assert [o.shape for o in model((video, image))] == [(2, 128, 128),
                                                         (3, 16, 128)]
+
+
+def test_compiled_graph_holds_the_window_indices_as_constants():
+    """Under torch.compile the cached window orders are constants of the
+    graph (built once when traced), not rebuilt in it at every call."""
+    model = tiny_backbone(drop_path_rate=0.1).train()
+    video, image, masks = _inputs(64)
+    explained = torch._dynamo.explain(model)([video, image], masks)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    code = '\n'.join(graph.code for graph in explained.graphs)
+    assert 'arange' not in code and 'roll' not in code
