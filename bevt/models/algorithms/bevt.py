@@ -7,7 +7,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from bevt.models.heads.mim_head import masked_positions
+from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
 

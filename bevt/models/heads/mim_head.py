@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptMultiConfig
 
@@ -15,23 +16,6 @@ from bevt.utils.typing_utils import OptMultiConfig
 def _shape(x: Tensor) -> tuple:
     """The shape of ``x`` as a plain tuple (for error messages)."""
     return tuple(x.shape)
-
-
-def masked_positions(mask: Tensor) -> Tensor:
-    """Flat positions of the masked tokens, for ``index_select``.
-
-    One ``nonzero`` serves every gather of a head: a bool index makes the
-    host wait for the device on CUDA at each use, and once more in its
-    backward (an ``index_put`` with the mask), an ``index_select`` with
-    these positions in neither.
-
-    Args:
-        mask (Tensor): Bool (N, L); True = masked.
-
-    Returns:
-        Tensor: int64 (M, ), positions in the (N*L, ) flattened tokens.
-    """
-    return mask.flatten().nonzero().squeeze(1)
 
 
 def check_target_ids(target: Tensor, num_classes: int) -> None:

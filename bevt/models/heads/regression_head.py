@@ -7,9 +7,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptMultiConfig
-from .mim_head import BEVTBaseMaskedHead, check_masked_inputs, masked_positions
+from .mim_head import BEVTBaseMaskedHead, check_masked_inputs
 
 
 @MODELS.register_module()

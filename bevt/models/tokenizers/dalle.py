@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmpretrain.models.selfsup.cae import Conv2d, DALLEEncoder, EncoderBlock
 from torch import Tensor
 
+from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptConfigType, OptMultiConfig
 from .base import BEVTTokenizer, check_int
@@ -317,9 +318,8 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     def cell_positions(self, cells: Tensor) -> Tensor:
-        """Flat positions of a chunk's needed cells (one ``nonzero`` for
-        the gather and the scatter of the vocabulary projection; a bool
-        index would make the host wait at each of them).
+        """Flat positions of a chunk's needed cells, for the gather and the
+        scatter of the vocabulary projection (:func:`masked_positions`).
 
         Args:
             cells (Tensor): Bool (B, h/8, w/8).
@@ -327,7 +327,7 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         Returns:
             Tensor: int64 (M, ) positions in the (B*h/8*w/8, ) cells.
         """
-        return cells.flatten().nonzero().squeeze(1)
+        return masked_positions(cells)
 
     def _encode(self,
                 images: Tensor,
