@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.backbones.swin import SwinTransformer3D
+from mmaction.models.backbones.swin import PatchMerging, SwinTransformer3D
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
@@ -16,6 +16,7 @@ from .joint_streams import StreamStage, run_blocks
 from .patch_embed_2d import PatchEmbed2D
 from .swin3d_ops import shift_attention_mask, stream_window_and_shift
 from .swin_checkpoints import SwinCheckpointMixin
+from .window_tokens import merge_patches
 
 DEFAULT_INIT_CFG = [
     dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
@@ -259,8 +260,17 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             if i == self.num_layers - 2:
                 lows = maps  # before merging
             if layer.downsample is not None:
-                maps = [layer.downsample(x) for x in maps]
+                maps = [self._merge(layer.downsample, x) for x in maps]
         return lows, maps
+
+    def _merge(self, merging: nn.Module, x: Tensor) -> Tensor:
+        """The stage's ``downsample``: mmaction2's ``PatchMerging`` by one
+        gather (:func:`~.window_tokens.merge_patches`) unless the attention
+        is ``'reference'``."""
+        if type(merging) is PatchMerging and \
+                self.attention_kind(x.device) != 'reference':
+            return merge_patches(merging, x)
+        return merging(x)
 
     def _check_input(self, x: Tensor) -> None:
         pt, ph, pw = self.patch_size

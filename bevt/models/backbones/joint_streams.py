@@ -24,11 +24,14 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmaction.models.backbones.swin import SwinTransformerBlock3D
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
+from bevt.models.utils import cast_together
+from .relative_position import relative_position_biases
 from .swin3d_ops import attention_core, swin_block_forward
 from .window_tokens import GatherTokens, window_token_order
 
@@ -193,28 +196,39 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
         raise ValueError(f'{x.shape[0]} token rows, but the streams have '
                          f'{order.numel()}')
     samples = sum(s.batch for s in streams)
+    attn, mlp = block.attn, block.mlp
     shortcut = x
     x = block.norm1(x)
     device_type = x.device.type
     if torch.is_autocast_enabled(device_type):
         x = x.to(torch.get_autocast_dtype(device_type))
+    # the linears' weights as autocast would cast them, in one cast
+    qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b = cast_together([
+        attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias,
+        mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias
+    ], device_type)
     # squeeze and split, not [0] and slices: their backward is a view and
     # one cat, not a zero-filled copy per use
     rows = GatherTokens.apply(x.unsqueeze(0), order, inverse).squeeze(0)
-    qkv = block.attn.qkv(rows)  # (L, 3C): window rows of every stream
+    qkv = F.linear(rows, qkv_w, qkv_b)  # (L, 3C): window rows of every stream
+    sizes = [s.window[0] * s.window[1] * s.window[2] for s in streams]
+    biases = relative_position_biases(attn, sizes)  # one read: (nH, N, N)
     outs = []
-    for s, part in zip(streams, qkv.split([s.tokens for s in streams])):
-        n = s.window[0] * s.window[1] * s.window[2]
+    for s, n, bias, part in zip(streams, sizes, biases,
+                                qkv.split([s.tokens for s in streams])):
         part = part.view(-1, n, qkv.shape[-1])
         outs.append(
-            attention_core(block.attn, part, s.mask, attention).flatten(0, 1))
+            attention_core(attn, part, s.mask, attention, bias).flatten(0, 1))
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    out = block.attn.proj_drop(block.attn.proj(out))
+    out = attn.proj_drop(F.linear(out, proj_w, proj_b))
     x = GatherTokens.apply(out.unsqueeze(0), inverse, order).squeeze(0)
     factors = drop_path_factors(block.drop_path, sample, samples, x)
     x = joint_residual_add(shortcut, x, block.drop_path,
                            None if factors is None else factors[0])
-    return joint_residual_add(x, block.mlp(block.norm2(x)), block.drop_path,
+    # mmaction2's Mlp: fc1, act, drop, fc2, drop
+    hidden = mlp.drop(mlp.act(F.linear(block.norm2(x), fc1_w, fc1_b)))
+    out = mlp.drop(F.linear(hidden, fc2_w, fc2_b))
+    return joint_residual_add(x, out, block.drop_path,
                               None if factors is None else factors[1])
 
 

@@ -14,8 +14,8 @@ Window attention can run through
 relative-position bias and the shift mask as its additive mask, or through
 the eager formula of mmaction2's ``WindowAttention3D.forward``
 (:func:`eager_window_attention`). Both read the relative-position bias
-with :func:`relative_position_bias`, whose backward is much cheaper on CPU
-than that of mmaction2's ``table[index]``.
+with :func:`~.relative_position.relative_position_bias`, whose backward is
+much cheaper on CPU than that of mmaction2's ``table[index]``.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -28,6 +28,7 @@ from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
+from .relative_position import relative_position_bias
 from .window_tokens import padded_size, partition_tokens, reverse_tokens
 
 
@@ -81,28 +82,6 @@ def shift_attention_mask(size: Sequence[int], window: Sequence[int],
     padded = padded_size(size, window)
     # mmaction2's compute_mask is lru-cached on its arguments
     return compute_mask(*padded, tuple(window), tuple(shift), device)
-
-
-def relative_position_bias(attn: WindowAttention3D, N: int) -> Tensor:
-    """The relative-position bias of the first ``N`` window positions.
-
-    The same values as mmaction2's ``table[index[:N, :N]]`` followed by
-    ``permute(2, 0, 1)``, read along the transposed table instead: the
-    backward is then an ``index_add`` into the (nH, T) view rather than the
-    serial accumulating ``index_put`` of ``table[index]``, about 10x faster
-    on CPU at 12 heads (22 ms -> 2 ms per Swin-T stage-3 block) with no
-    (N, N, nH) -> (nH, N, N) copy.
-
-    Args:
-        attn (WindowAttention3D): The attention module (table and index).
-        N (int): Tokens per window (Wd*Wh*Ww of the window in use).
-
-    Returns:
-        Tensor: Shape (nH, N, N).
-    """
-    index = attn.relative_position_index[:N, :N].reshape(-1)
-    table = attn.relative_position_bias_table  # (T, nH)
-    return table.t().index_select(1, index).view(-1, N, N)
 
 
 #: Bytes of attention scores (windows x heads x N x N, float32) that
@@ -170,15 +149,18 @@ def eager_window_attention(attn: WindowAttention3D,
 def eager_attention_core(attn: WindowAttention3D,
                          qkv: Tensor,
                          mask: Optional[Tensor] = None,
-                         block_bytes: Optional[int] = None) -> Tensor:
+                         block_bytes: Optional[int] = None,
+                         bias: Optional[Tensor] = None) -> Tensor:
     """:func:`eager_window_attention` between the ``qkv`` and the ``proj``
-    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C)."""
+    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C); ``bias``: the
+    (nH, N, N) relative-position bias if read already."""
     num_batch_windows, N, C3 = qkv.shape
     C, heads = C3 // 3, attn.num_heads
     qkv = qkv.reshape(num_batch_windows, N, 3, heads, C // heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*nW, nH, N, C/nH)
     q = q * attn.scale
-    bias = relative_position_bias(attn, N)  # (nH, N, N)
+    if bias is None:
+        bias = relative_position_bias(attn, N)  # (nH, N, N)
     windows = 1 if mask is None else mask.shape[0]
     per = num_batch_windows if block_bytes is None else windows_per_block(
         num_batch_windows, windows, heads * N * N *
@@ -223,9 +205,11 @@ def fused_window_attention(attn: WindowAttention3D,
 
 def fused_attention_core(attn: WindowAttention3D,
                          qkv: Tensor,
-                         mask: Optional[Tensor] = None) -> Tensor:
+                         mask: Optional[Tensor] = None,
+                         bias: Optional[Tensor] = None) -> Tensor:
     """:func:`fused_window_attention` between the ``qkv`` and the ``proj``
-    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C)."""
+    linear: (B*num_windows, N, 3C) -> (B*num_windows, N, C); ``bias``: the
+    (nH, N, N) relative-position bias if read already."""
     num_batch_windows, N, C3 = qkv.shape
     C, heads = C3 // 3, attn.num_heads
     windows = 1 if mask is None else mask.shape[0]
@@ -236,7 +220,8 @@ def fused_attention_core(attn: WindowAttention3D,
     qkv = qkv.view(batch, windows, N, 3, heads, C // heads)
     q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, batch, windows * heads,
                                                     N, C // heads).unbind(0)
-    bias = relative_position_bias(attn, N)  # (nH, N, N)
+    if bias is None:
+        bias = relative_position_bias(attn, N)  # (nH, N, N)
     if mask is not None:
         bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, nH, N, N)
     bias = bias.reshape(1, windows * heads, N, N).to(q.dtype)
@@ -281,15 +266,19 @@ def residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module) -> Tensor:
     return torch.addcmul(shortcut, x.div(keep), factor)
 
 
-def attention_core(attn: WindowAttention3D, qkv: Tensor,
-                   mask: Optional[Tensor], attention: str) -> Tensor:
+def attention_core(attn: WindowAttention3D,
+                   qkv: Tensor,
+                   mask: Optional[Tensor],
+                   attention: str,
+                   bias: Optional[Tensor] = None) -> Tensor:
     """Window attention between the ``qkv`` and the ``proj`` linear by
     ``attention``, ``'fused'`` or ``'eager'`` (see
-    :func:`swin_block_forward`): (B*nW, N, 3C) -> (B*nW, N, C)."""
+    :func:`swin_block_forward`): (B*nW, N, 3C) -> (B*nW, N, C); ``bias``:
+    the (nH, N, N) relative-position bias if read already."""
     if attention == 'fused':
-        return fused_attention_core(attn, qkv, mask)
+        return fused_attention_core(attn, qkv, mask, bias)
     block_bytes = EAGER_BLOCK_BYTES if qkv.device.type == 'cpu' else None
-    return eager_attention_core(attn, qkv, mask, block_bytes)
+    return eager_attention_core(attn, qkv, mask, block_bytes, bias)
 
 
 def window_attention(attn: WindowAttention3D, windows: Tensor,

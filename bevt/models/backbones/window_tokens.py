@@ -13,13 +13,15 @@ computed once per shape (:func:`window_token_order`) and applied with one
 backward is the inverse gather (:class:`GatherTokens`) rather than
 ``index_select``'s accumulating ``index_add``. Values are copied, never
 computed, so the result is bitwise that of roll + partition (and of
-reverse + roll + crop).
+reverse + roll + crop). Patch merging's 2x2 gather is one copy too
+(:func:`merge_patches`).
 """
 from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from mmaction.models.backbones.swin import window_partition
+import torch.nn.functional as F
+from mmaction.models.backbones.swin import PatchMerging, window_partition
 from torch import Tensor
 
 
@@ -148,3 +150,33 @@ def reverse_tokens(windows: Tensor, window: Sequence[int],
     tokens = GatherTokens.apply(
         windows.reshape(batch, -1, C), crop, order if permutation else None)
     return tokens.view(batch, *size, C)
+
+
+def merge_patches(merging: PatchMerging, x: Tensor) -> Tensor:
+    """``PatchMerging.forward``, its 2x2 neighbourhoods gathered by one
+    copy.
+
+    mmaction2's merging takes the four strided slices ``x[:, :, i::2, j::2]``
+    and concatenates them along the channels; in the backward each slice
+    becomes a zero-filled copy of the whole map, and three additions sum
+    them (8 operators; on CUDA, kernel launches). The concatenation is a
+    permutation of each 2x2 neighbourhood's channels, (w-offset, h-offset,
+    C), so here one permuted copy makes it (its backward: one copy back).
+    The values are copied, not computed: bitwise the same result.
+
+    Args:
+        merging (PatchMerging): The stage's ``downsample`` (weights).
+        x (Tensor): Map (B, D, H, W, C).
+
+    Returns:
+        Tensor: Map (B, D, ceil(H/2), ceil(W/2), out_channels).
+    """
+    B, D, H, W, C = x.shape
+    if H % 2 or W % 2:  # as mmaction2: pad the bottom / right by one
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+    H2, W2 = x.shape[2] // 2, x.shape[3] // 2
+    # (B, D, H2, dh, W2, dw, C) -> (B, D, H2, W2, dw, dh, C): the order
+    # of mmaction2's cat of x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], ...
+    x = x.view(B, D, H2, 2, W2, 2, C).permute(0, 1, 2, 4, 5, 3, 6)
+    x = x.reshape(B, D, H2, W2, 4 * C)
+    return merging.reduction(merging.norm(x))

@@ -165,3 +165,39 @@ def test_compiled_graph_holds_the_window_indices_as_constants():
     assert explained.graph_count == 1 and explained.graph_break_count == 0
     code = '\n'.join(graph.code for graph in explained.graphs)
     assert 'arange' not in code and 'roll' not in code
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_one_cast_one_bias_read_one_merge_copy(fused, monkeypatch):
+    """Under a bf16 autocast, the joint block's weights cast together
+    (``cast_together``), both streams' biases read at once and the patch
+    merging's one-copy gather give the outputs of autocast's per-call
+    casts, per-stream reads and mmaction2's merging bitwise (gradients:
+    the bias table's sums in another order), with fewer operators."""
+    from bevt.models.backbones import bevt_swin
+    from bevt.models.backbones.relative_position import relative_position_bias
+
+    model = tiny_backbone(fused_attention=fused).train()
+    video, image, masks = _inputs(64)
+
+    def run():
+        with torch.autocast('cpu', torch.bfloat16):
+            return _step(model, True, video, image, masks)
+
+    outs, grads = run()
+    ops = sum(n for k, n in count_ops(run).items() if '.' not in k)
+    monkeypatch.setattr(joint_streams, 'cast_together',
+                        lambda tensors, device_type: tuple(tensors))
+    monkeypatch.setattr(
+        joint_streams, 'relative_position_biases',
+        lambda attn, sizes: [relative_position_bias(attn, n) for n in sizes])
+    monkeypatch.setattr(bevt_swin, 'merge_patches',
+                        lambda merging, x: merging(x))
+    ref_outs, ref_grads = run()
+    ref_ops = sum(n for k, n in count_ops(run).items() if '.' not in k)
+    for out, ref in zip(outs, ref_outs):
+        assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
+    assert_grads_close(grads, ref_grads, 1e-5)
+    # per block: 12 casts and an index_select (+ its backward); per merge
+    # and stream: 6 operators
+    assert ref_ops - ops >= 8 * 15 + 2 * 2 * 6, (ops, ref_ops)

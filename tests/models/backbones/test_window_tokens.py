@@ -180,3 +180,32 @@ def test_block_runs_one_gather_each_way():
     assert ours['aten::index_select'] == 2 + 1  # + the bias read
     assert ours['aten::addcmul'] == 2 and 'aten::addcmul' not in ref
     assert sum(ours.values()) < sum(ref.values())
+
+
+@pytest.mark.parametrize('shape', [(2, 3, 6, 8, 8), (1, 2, 5, 7, 8)])
+def test_merge_patches_equals_patch_merging_bitwise(shape):
+    """One permuted copy instead of four slices and a cat; the padded case
+    too (odd H or W)."""
+    from mmaction.models.backbones.swin import PatchMerging
+
+    from bevt.models.backbones.window_tokens import merge_patches
+    from bevt.utils.benchmarking import count_ops
+
+    torch.manual_seed(0)
+    merging = PatchMerging(8)
+    x = torch.randn(*shape, requires_grad=True)
+    grad_out = torch.randn(shape[0], shape[1], (shape[2] + 1) // 2,
+                           (shape[3] + 1) // 2, 16)
+
+    def run(fn):
+        out = fn(x)
+        return out, torch.autograd.grad(out, x, grad_out)[0]
+
+    ref, ref_grad = run(merging)
+    out, grad = run(lambda t: merge_patches(merging, t))
+    assert torch.equal(out, ref) and torch.equal(grad, ref_grad)
+
+    def total(fn):
+        return sum(count_ops(lambda: run(fn)).values())
+
+    assert total(lambda t: merge_patches(merging, t)) + 6 <= total(merging)

@@ -1,0 +1,90 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""The relative-position bias of Video Swin's window attention."""
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from mmaction.models.backbones.swin import WindowAttention3D
+from torch import Tensor
+
+
+def flat_position_index(attn: WindowAttention3D,
+                        sizes: Sequence[int]) -> Tensor:
+    """``cat([index[:N, :N].reshape(-1) for N in sizes])`` of ``attn``'s
+    ``relative_position_index``, computed once per index buffer.
+
+    ``index[:N, :N]`` for a window smaller than the configured one (the
+    image stream's 1x7x7 in a 8x7x7 model) is a copy, one operator per
+    block and step. The result is kept on the module until the buffer
+    changes (another tensor, e.g. after ``.to()``, or an in-place update:
+    its version counter). Under ``torch.compile`` it is computed in the
+    graph.
+
+    Args:
+        attn (WindowAttention3D): The attention module.
+        sizes (Sequence[int]): Tokens per window N of each read.
+
+    Returns:
+        Tensor: int64 (sum of N*N, ).
+    """
+    index = attn.relative_position_index
+    sizes = tuple(sizes)
+    if torch.compiler.is_compiling():
+        return torch.cat([index[:n, :n].reshape(-1) for n in sizes])
+    cache: Dict[Tuple[int, ...], Tuple[tuple, Tensor]] = \
+        attn.__dict__.setdefault('_bevt_flat_index', {})
+    stamp = (index.data_ptr(), index.device, index._version)
+    cached = cache.get(sizes)
+    if cached is None or cached[0] != stamp:
+        # a normal tensor even if first read under inference_mode: the
+        # index_select of a later training step saves it for its backward
+        with torch.inference_mode(False):
+            flat = torch.cat([index[:n, :n].reshape(-1) for n in sizes])
+        cached = cache[sizes] = (stamp, flat)
+    return cached[1]
+
+
+def relative_position_biases(attn: WindowAttention3D,
+                             sizes: Sequence[int]) -> List[Tensor]:
+    """The relative-position bias of windows of each of ``sizes`` tokens,
+    read from the table at once.
+
+    The same values as mmaction2's ``table[index[:N, :N]]`` followed by
+    ``permute(2, 0, 1)`` for each N, read along the transposed table
+    instead: the backward is then one ``index_add`` into the (nH, T) view
+    rather than the serial accumulating ``index_put`` of ``table[index]``,
+    about 10x faster on CPU at 12 heads (22 ms -> 2 ms per Swin-T stage-3
+    block) with no (N, N, nH) -> (nH, N, N) copy. The joint block reads the
+    biases of both streams' windows with one ``index_select`` (one
+    ``index_add`` back) instead of one per stream.
+
+    Args:
+        attn (WindowAttention3D): The attention module (table and index).
+        sizes (Sequence[int]): Tokens per window N (Wd*Wh*Ww of each
+            window in use).
+
+    Returns:
+        list[Tensor]: Views of shape (nH, N, N), one per size.
+    """
+    index = flat_position_index(attn, sizes)
+    table = attn.relative_position_bias_table  # (T, nH)
+    flat = table.t().index_select(1, index)  # (nH, sum N*N)
+    if len(sizes) == 1:
+        return [flat.view(-1, sizes[0], sizes[0])]
+    return [
+        part.view(-1, n, n)
+        for part, n in zip(flat.split([n * n for n in sizes], 1), sizes)
+    ]
+
+
+def relative_position_bias(attn: WindowAttention3D, N: int) -> Tensor:
+    """The relative-position bias of the first ``N`` window positions
+    (:func:`relative_position_biases` of one size).
+
+    Args:
+        attn (WindowAttention3D): The attention module (table and index).
+        N (int): Tokens per window (Wd*Wh*Ww of the window in use).
+
+    Returns:
+        Tensor: Shape (nH, N, N).
+    """
+    return relative_position_biases(attn, (N, ))[0]

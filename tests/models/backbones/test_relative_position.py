@@ -1,0 +1,60 @@
+# Copyright (c) bevt contributors. All rights reserved.
+import torch
+from mmaction.models.backbones.swin import WindowAttention3D
+
+from bevt.models.backbones.relative_position import (flat_position_index,
+                                                     relative_position_bias,
+                                                     relative_position_biases)
+from bevt.utils.benchmarking import count_ops
+
+
+def _attention():
+    torch.manual_seed(0)
+    attn = WindowAttention3D(24, (2, 3, 3), num_heads=3)
+    torch.nn.init.normal_(attn.relative_position_bias_table)
+    return attn
+
+
+def test_biases_of_several_sizes_equal_one_read_each():
+    attn = _attention()
+    table = attn.relative_position_bias_table
+    sizes = (18, 9)  # a full window and a clamped one (first 9 positions)
+    biases = relative_position_biases(attn, sizes)
+    weights = [torch.randn(3, n, n) for n in sizes]
+    grad, = torch.autograd.grad(
+        sum((b * w).sum() for b, w in zip(biases, weights)), table)
+    ref_grad = torch.zeros_like(table)
+    for bias, n, w in zip(biases, sizes, weights):
+        ref = relative_position_bias(attn, n)
+        assert bias.shape == (3, n, n) and torch.equal(bias, ref)
+        ref_grad += torch.autograd.grad((ref * w).sum(), table)[0]
+    torch.testing.assert_close(grad, ref_grad, atol=1e-5, rtol=1e-5)
+
+    def count(fn):
+        counts = count_ops(lambda: torch.autograd.grad(fn().sum(), table))
+        return counts.get('index_select', 0) + counts.get('index_add', 0)
+
+    assert count(lambda: sum(
+        b.sum() for b in relative_position_biases(attn, sizes))) == 2
+    assert count(
+        lambda: sum(relative_position_bias(attn, n).sum() for n in sizes)) == 4
+
+
+def test_flat_index_is_cached_until_the_buffer_changes():
+    attn = _attention()
+    first = flat_position_index(attn, (9, ))
+    assert flat_position_index(attn, (9, )) is first  # no copy per call
+    assert torch.equal(first, attn.relative_position_index[:9, :9].reshape(-1))
+    attn.relative_position_index.fill_(0)  # in place: a new version
+    assert not flat_position_index(attn, (9, )).any()
+    attn.relative_position_index = torch.ones(18, 18, dtype=torch.long)
+    assert flat_position_index(attn, (9, )).eq(1).all()
+
+
+def test_index_cached_under_inference_mode_serves_training():
+    attn = _attention()
+    with torch.inference_mode():
+        relative_position_bias(attn, 9)
+    bias = relative_position_bias(attn, 9)  # saves the cached index
+    bias.sum().backward()
+    assert attn.relative_position_bias_table.grad is not None
