@@ -214,24 +214,37 @@ def fused_attention_core(attn: WindowAttention3D,
     C, heads = C3 // 3, attn.num_heads
     windows = 1 if mask is None else mask.shape[0]
     batch = num_batch_windows // windows
-    # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
-    # (window, head) pair, broadcast over the batch without copying it;
-    # q, k and v are laid out by one copy
-    qkv = qkv.view(batch, windows, N, 3, heads, C // heads)
-    q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, batch, windows * heads,
-                                                    N, C // heads).unbind(0)
     if bias is None:
         bias = relative_position_bias(attn, N)  # (nH, N, N)
     if mask is not None:
         bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, nH, N, N)
-    bias = bias.reshape(1, windows * heads, N, N).to(q.dtype)
+    per_window = mask is None or batch == 1
+    if per_window:
+        # the bias broadcasts over the (B*nW) windows as they come: q, k
+        # and v are views of qkv, (B*nW, nH, N, C/nH), no copy
+        q, k, v = qkv.view(num_batch_windows, N, 3, heads,
+                           C // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = bias.view(-1, heads, N, N)  # (1 or nW, nH, N, N)
+    else:
+        # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
+        # (window, head) pair, broadcast over the batch without copying
+        # it; q, k and v are laid out by one copy
+        qkv = qkv.view(batch, windows, N, 3, heads, C // heads)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2,
+                              5).reshape(3, batch, windows * heads, N,
+                                         C // heads).unbind(0)
+        bias = bias.reshape(1, windows * heads, N, N)
     out = F.scaled_dot_product_attention(
         q,
         k,
         v,
-        attn_mask=bias,
+        attn_mask=bias.to(q.dtype),
         dropout_p=attn.attn_drop.p if attn.training else 0.,
-        scale=attn.scale)  # (B, nW*nH, N, C/nH)
+        scale=attn.scale)  # (B*nW, nH, N, C/nH) or (B, nW*nH, N, C/nH)
+    if per_window:
+        # CUDA's fused kernels lay their output out as (B*nW, N, nH, C/nH):
+        # then this is a view, not a copy
+        return out.transpose(1, 2).reshape(num_batch_windows, N, C)
     out = out.view(batch, windows, heads, N, C // heads).transpose(2, 3)
     return out.reshape(num_batch_windows, N, C)
 

@@ -117,13 +117,17 @@ def _output_and_grads(model, x, mask):
 
 
 @pytest.mark.parametrize('shape', [(2, 3, 8, 64, 64), (2, 3, 4, 80, 80),
-                                   (2, 3, 64, 64), (2, 3, 80, 80)])
+                                   (2, 3, 64, 64), (2, 3, 80, 80),
+                                   (1, 3, 8, 64, 64)])
 def test_attention_paths_equal_reference(shape):
     """fused (SDPA) and eager (cheaper bias read) equal mmaction2's
-    WindowAttention3D.forward ('reference'), outputs and gradients."""
+    WindowAttention3D.forward ('reference'), outputs and gradients (fused:
+    per-window q, k, v views where the bias broadcasts, in unshifted blocks
+    or with one sample, and the one-copy layout otherwise)."""
     model = tiny_backbone().train()
-    grid = (2, shape[2] // 2, shape[-1] // 16, shape[-1] // 16) \
-        if len(shape) == 5 else (2, shape[-1] // 16, shape[-1] // 16)
+    B = shape[0]
+    grid = (B, shape[2] // 2, shape[-1] // 16, shape[-1] // 16) \
+        if len(shape) == 5 else (B, shape[-1] // 16, shape[-1] // 16)
     x, mask = torch.randn(shape), torch.rand(grid) > 0.5
     model.fused_attention = 'reference'
     ref_out, ref_grads = _output_and_grads(model, x, mask)
