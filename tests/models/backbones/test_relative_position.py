@@ -32,7 +32,9 @@ def test_biases_of_several_sizes_equal_one_read_each():
 
     def count(fn):
         counts = count_ops(lambda: torch.autograd.grad(fn().sum(), table))
-        return counts.get('index_select', 0) + counts.get('index_add', 0)
+        return sum(
+            counts.get(name, 0)
+            for name in ('index_select', 'index_add', 'index_add_'))
 
     assert count(lambda: sum(
         b.sum() for b in relative_position_biases(attn, sizes))) == 2
@@ -58,3 +60,25 @@ def test_index_cached_under_inference_mode_serves_training():
     bias = relative_position_bias(attn, 9)  # saves the cached index
     bias.sum().backward()
     assert attn.relative_position_bias_table.grad is not None
+
+
+def test_table_gradient_is_made_in_the_tables_layout():
+    """The gradient reaches ``.grad`` as it is: no copy by AccumulateGrad
+    (which copies a transposed gradient into a contiguous one)."""
+    attn = _attention()
+    table = attn.relative_position_bias_table
+    weights = torch.randn(3, 9, 9)
+
+    def step():
+        table.grad = None
+        (relative_position_bias(attn, 9) * weights).sum().backward()
+
+    counts = count_ops(step)
+    assert 'new_empty_strided' not in counts and 'copy_' not in counts
+    assert table.grad.is_contiguous()
+    expected = torch.zeros_like(table)
+    index = attn.relative_position_index[:9, :9].reshape(-1)
+    expected.index_put_((index, ),
+                        weights.permute(1, 2, 0).reshape(-1, 3),
+                        accumulate=True)
+    torch.testing.assert_close(table.grad, expected)
