@@ -17,7 +17,8 @@ of the ``qkv`` rows, and one more gather puts the tokens back.
 
 Every value is that of the per-stream block up to float rounding (the
 matrix products have more rows); with stochastic depth each sample still
-keeps or drops a residual branch as a whole (:func:`drop_path_factors`).
+keeps or drops a residual branch as a whole
+(:func:`stage_drop_path_factors`).
 """
 from functools import lru_cache
 from typing import List, NamedTuple, Optional, Sequence, Tuple
@@ -113,33 +114,84 @@ def _joint_token_order(layouts: tuple,
     return order.to(device), inverse.to(device), torch.cat(samples).to(device)
 
 
-def drop_path_factors(drop_path: nn.Module, sample: Tensor, samples: int,
-                      like: Tensor) -> Optional[Tensor]:
-    """The keep (1) or drop (0) factors of a block's two residual branches.
+def drop_prob(drop_path: nn.Module) -> float:
+    """The probability that ``drop_path`` drops a sample's branch now: its
+    ``drop_prob`` for a training mmcv ``DropPath``, else 0."""
+    if isinstance(drop_path, DropPath) and drop_path.training:
+        return drop_path.drop_prob
+    return 0.
+
+
+@torch.compiler.assume_constant_result
+def keep_probabilities(probs: Tuple[float, ...],
+                       device: torch.device) -> Tensor:
+    """float32 (blocks, 1, 1, 1) column of ``1 - p``, cached per ``probs``
+    and device (made on the device once, not at every step); a constant
+    of the graph under ``torch.compile``."""
+    return _keep_probabilities(probs, device)
+
+
+@lru_cache(maxsize=128)
+def _keep_probabilities(probs: Tuple[float, ...],
+                        device: torch.device) -> Tensor:
+    """:func:`keep_probabilities`, computed."""
+    return torch.tensor([1. - p for p in probs]).view(-1, 1, 1, 1).to(device)
+
+
+def stage_drop_path_factors(blocks: Sequence[SwinTransformerBlock3D],
+                            sample: Tensor, samples: int,
+                            like: Tensor) -> Optional[Tensor]:
+    """The keep (1) or drop (0) factors of both residual branches of every
+    block of a stage, in one draw.
 
     As mmcv's ``DropPath`` draws them (``floor(keep + rand)``, one per
-    sample and branch), both branches in one draw, spread to the tokens of
-    each sample by ``sample`` (``DropPath`` itself would take each row of
-    the flat tokens for a sample).
+    sample and branch, ``rand`` in the features' dtype), for all blocks and
+    both branches at once (4 operators per stage rather than per block),
+    spread to the tokens of each sample by ``sample`` (``DropPath`` itself
+    would take each row of the flat tokens for a sample).
 
     Args:
-        drop_path (nn.Module): The block's ``drop_path``.
+        blocks (Sequence[SwinTransformerBlock3D]): The stage's blocks.
         sample (Tensor): Sample of each row, int64 (L, ).
         samples (int): Number of samples.
-        like (Tensor): A branch output (dtype and device of the factors).
+        like (Tensor): The features (dtype of the draw, device).
 
     Returns:
-        Tensor, optional: (2, L, 1): the attention branch's, the MLP
-        branch's; None when ``drop_path`` keeps everything (not a training
-        ``DropPath`` with ``drop_prob > 0``).
+        Tensor, optional: (blocks, 2, L, 1) in ``like``'s dtype (the
+        residual stream keeps its dtype): per block the
+        attention branch's and the MLP branch's; None when no block drops
+        anything (:func:`drop_prob`).
     """
-    drop_prob = getattr(drop_path, 'drop_prob', 0.)
-    if not isinstance(drop_path, DropPath) or not drop_path.training \
-            or drop_prob == 0.:
+    probs = tuple(drop_prob(block.drop_path) for block in blocks)
+    if not any(probs):
         return None
-    factors = (1 - drop_prob) + torch.rand(
-        (2, samples, 1), dtype=like.dtype, device=like.device)
-    return factors.floor_().index_select(1, sample)
+    draw = torch.rand((len(blocks), 2, samples, 1),
+                      dtype=like.dtype,
+                      device=like.device)
+    # as mmcv's keep + rand: the sum in float32, rounded to the draw's dtype
+    keep = keep_probabilities(probs, like.device)
+    return (draw + keep).to(like.dtype).floor_().index_select(2, sample)
+
+
+class _DropPathResidual(torch.autograd.Function):
+    """``addcmul(shortcut, x.div(keep), factor)`` with a backward of two
+    operators for ``x`` (``grad * factor``, ``/ keep``; autograd's has a
+    third, ``factor * 1``); bitwise autograd's gradients."""
+
+    @staticmethod
+    def forward(ctx, shortcut: Tensor, x: Tensor, factor: Tensor,
+                keep: float) -> Tensor:
+        ctx.save_for_backward(factor)
+        ctx.keep, ctx.dtype = keep, x.dtype
+        return torch.addcmul(shortcut, x.div(keep), factor)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:
+        factor, = ctx.saved_tensors
+        grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = (grad * factor).to(ctx.dtype).div(ctx.keep)
+        return grad if ctx.needs_input_grad[0] else None, grad_x, None, None
 
 
 def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
@@ -148,7 +200,7 @@ def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
 
     As :func:`~.swin3d_ops.residual_add` (scaling and sum in one
     ``addcmul``, exact since the factor is 0 or 1), with the factor of
-    each row from :func:`drop_path_factors`.
+    each row from :func:`stage_drop_path_factors`.
 
     Args:
         shortcut (Tensor): Residual input (L, C).
@@ -161,12 +213,15 @@ def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
     """
     if factor is None:
         return shortcut + drop_path(x)  # identity here
-    return torch.addcmul(shortcut, x.div(1 - drop_path.drop_prob), factor)
+    return _DropPathResidual.apply(shortcut, x, factor,
+                                   1 - drop_path.drop_prob)
 
 
-def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
+def joint_block_forward(block: SwinTransformerBlock3D,
+                        x: Tensor,
                         streams: Sequence[StreamWindows],
-                        attention: str) -> Tensor:
+                        attention: str,
+                        factors: Optional[Tensor] = None) -> Tensor:
     """One Swin block on the flat tokens of several streams.
 
     The per-token layers (``norm1``, ``qkv``, ``proj``, ``norm2``, MLP and
@@ -182,6 +237,9 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
         streams (Sequence[StreamWindows]): Window, shift and mask of each
             stream in this block.
         attention (str): ``'fused'`` or ``'eager'``.
+        factors (Tensor, optional): (2, L, 1) the block's drop-path
+            factors (:func:`stage_drop_path_factors`); None keeps all.
+            Defaults to None.
 
     Returns:
         Tensor: (L, C).
@@ -189,13 +247,14 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
     if attention not in ('fused', 'eager'):
         raise ValueError(f'Invalid attention for joint streams: '
                          f"{attention!r}; expected 'fused' or 'eager'")
-    order, inverse, sample = joint_token_order(
+    order, inverse, _ = joint_token_order(
         tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
               for s in streams), x.device)
     if order.numel() != x.shape[0]:
         raise ValueError(f'{x.shape[0]} token rows, but the streams have '
                          f'{order.numel()}')
-    samples = sum(s.batch for s in streams)
+    if drop_prob(block.drop_path) == 0.:
+        factors = None  # e.g. nn.Identity
     attn, mlp = block.attn, block.mlp
     shortcut = x
     x = block.norm1(x)
@@ -222,7 +281,6 @@ def joint_block_forward(block: SwinTransformerBlock3D, x: Tensor,
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     out = attn.proj_drop(F.linear(out, proj_w, proj_b))
     x = GatherTokens.apply(out.unsqueeze(0), inverse, order).squeeze(0)
-    factors = drop_path_factors(block.drop_path, sample, samples, x)
     x = joint_residual_add(shortcut, x, block.drop_path,
                            None if factors is None else factors[0])
     # mmaction2's Mlp: fc1, act, drop, fc2, drop
@@ -301,11 +359,17 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
     shapes = [tuple(m.shape[:4]) for m in maps]
     x = torch.cat([m.reshape(-1, channels) for m in maps])
     maps.clear()
-    for i, block in enumerate(blocks):
-        streams = [
-            StreamWindows(shape[0], shape[1:], *s.block_args(i))
-            for shape, s in zip(shapes, stages)
-        ]
-        x = call(joint_block_forward, block, x, streams, attention)
+    layouts = [[
+        StreamWindows(shape[0], shape[1:], *s.block_args(i))
+        for shape, s in zip(shapes, stages)
+    ] for i in range(len(blocks))]
+    sample = joint_token_order(
+        tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
+              for s in layouts[0]), x.device)[2]
+    factors = stage_drop_path_factors(blocks, sample,
+                                      sum(shape[0] for shape in shapes), x)
+    for i, (block, streams) in enumerate(zip(blocks, layouts)):
+        x = call(joint_block_forward, block, x, streams, attention,
+                 None if factors is None else factors[i])
     parts = x.split([torch.Size(shape).numel() for shape in shapes])
     return [part.view(*shape, channels) for part, shape in zip(parts, shapes)]

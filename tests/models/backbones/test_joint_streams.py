@@ -1,5 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,9 +9,9 @@ from mmcv.cnn.bricks import DropPath
 from test_bevt_swin import tiny_backbone  # a sibling test module
 
 from bevt.models.backbones import joint_streams
-from bevt.models.backbones.joint_streams import (drop_path_factors,
-                                                 joint_residual_add,
-                                                 joint_token_order)
+from bevt.models.backbones.joint_streams import (joint_residual_add,
+                                                 joint_token_order,
+                                                 stage_drop_path_factors)
 from bevt.models.backbones.window_tokens import partition_tokens
 from bevt.testing import assert_grads_close
 from bevt.utils.benchmarking import count_ops
@@ -41,24 +42,70 @@ def test_joint_token_order_gathers_each_streams_windows():
 
 
 def test_drop_path_keeps_or_drops_whole_samples():
+    """One draw for a stage's blocks and branches, mmcv's formula per
+    sample; the residual and its gradient as mmcv's DropPath."""
     drop = DropPath(0.5).train()
+    blocks = [
+        SimpleNamespace(drop_path=drop),
+        SimpleNamespace(drop_path=nn.Identity()),
+        SimpleNamespace(drop_path=DropPath(0.25).train())
+    ]
     sample = torch.tensor([0, 0, 0, 1, 2, 2])
     shortcut = torch.randn(6, 4)
     x = torch.randn(6, 4, requires_grad=True)
     torch.manual_seed(0)
-    factors = drop_path_factors(drop, sample, 3, x)
+    factors = stage_drop_path_factors(blocks, sample, 3, x)
     torch.manual_seed(0)
-    keep = (0.5 + torch.rand(2, 3, 1)).floor()  # the same draw
-    assert 0 < keep[0].sum() < 3  # this seed keeps some and drops some
-    assert torch.equal(factors, keep[:, sample])
-    out = joint_residual_add(shortcut, x, drop, factors[0])
-    assert torch.equal(out, shortcut + x.detach() / 0.5 * keep[0, sample])
+    keep = (torch.tensor([0.5, 1., 0.75]).view(3, 1, 1, 1) +
+            torch.rand(3, 2, 3, 1)).floor()  # the same draw
+    assert 0 < keep[0, 0].sum() < 3  # this seed keeps some and drops some
+    assert torch.equal(factors, keep[:, :, sample])
+    assert factors[1].eq(1).all()  # the identity keeps everything
+    # mmcv's formula in the features' dtype, float32 sum rounded to it
+    x_bf16 = x.detach().bfloat16()
+    torch.manual_seed(0)
+    factors = stage_drop_path_factors(blocks, sample, 3, x_bf16)
+    torch.manual_seed(0)
+    draw = torch.rand(3, 2, 3, 1, dtype=torch.bfloat16)
+    assert factors.dtype == torch.bfloat16
+    for i, p in enumerate((0.5, 0., 0.25)):
+        assert torch.equal(factors[i], ((1 - p) + draw[i]).floor()[:, sample])
+    out = joint_residual_add(shortcut, x, drop, factors[0, 0])
+    assert torch.equal(out, shortcut + x.detach() / 0.5 * keep[0, 0, sample])
     out.sum().backward()
-    assert torch.equal(x.grad, (keep[0, sample] / 0.5).expand(6, 4))
+    assert torch.equal(x.grad, (keep[0, 0, sample] / 0.5).expand(6, 4))
     for module in (drop.eval(), DropPath(0.).train(), nn.Identity()):
-        assert drop_path_factors(module, sample, 3, x) is None
+        assert stage_drop_path_factors([SimpleNamespace(drop_path=module)],
+                                       sample, 3, x) is None
         assert torch.equal(
             joint_residual_add(shortcut, x, module, None), shortcut + x)
+
+
+def test_drop_path_residual_gradients_equal_autograds_bitwise():
+    """bf16 branch, float32 shortcut (an autocast's): the custom backward
+    gives autograd's gradients of addcmul(shortcut, x.div(keep), factor)
+    bit for bit, with one operator fewer."""
+    torch.manual_seed(0)
+    drop = DropPath(0.3).train()
+    shortcut = torch.randn(64, 8, requires_grad=True)
+    x = torch.randn(64, 8, dtype=torch.bfloat16, requires_grad=True)
+    factor = (torch.rand(64, 1) + 0.7).floor()
+    grad = torch.randn(64, 8)
+
+    def run(fn):
+        out = fn()
+        return [out] + list(torch.autograd.grad(out, (shortcut, x), grad))
+
+    ours = run(lambda: joint_residual_add(shortcut, x, drop, factor))
+    ref = run(lambda: torch.addcmul(shortcut, x.div(0.7), factor))
+    for a, b in zip(ours, ref):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    ops = [
+        sum(count_ops(lambda: run(fn)).values())
+        for fn in (lambda: joint_residual_add(shortcut, x, drop, factor),
+                   lambda: torch.addcmul(shortcut, x.div(0.7), factor))
+    ]
+    assert ops[0] < ops[1], ops
 
 
 def _step(model, joint, video, image, masks):
