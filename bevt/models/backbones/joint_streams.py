@@ -122,12 +122,16 @@ def drop_prob(drop_path: nn.Module) -> float:
     return 0.
 
 
-@torch.compiler.assume_constant_result
 def keep_probabilities(probs: Tuple[float, ...],
                        device: torch.device) -> Tensor:
     """float32 (blocks, 1, 1, 1) column of ``1 - p``, cached per ``probs``
-    and device (made on the device once, not at every step); a constant
-    of the graph under ``torch.compile``."""
+    and device (made on the device once, not at every step). Under
+    ``torch.compile`` it is made in the graph (a cached tensor returned
+    through ``assume_constant_result`` at every stage made AOTAutograd
+    fail: one constant source for several values)."""
+    if torch.compiler.is_compiling():
+        return torch.tensor([1. - p for p in probs],
+                            device=device).view(-1, 1, 1, 1)
     return _keep_probabilities(probs, device)
 
 

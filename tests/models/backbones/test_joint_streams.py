@@ -248,3 +248,24 @@ def test_one_cast_one_bias_read_one_merge_copy(fused, monkeypatch):
     # per block: 12 casts and an index_select (+ its backward); per merge
     # and stream: 6 operators
     assert ref_ops - ops >= 8 * 15 + 2 * 2 * 6, (ops, ref_ops)
+
+
+def test_compiled_joint_streams_train_under_autocast():
+    """torch.compile (AOTAutograd, as inductor uses it) of the joint pass
+    under a bf16 autocast, with stochastic depth: the custom autograd
+    functions (cast_together, the bias read, the drop-path residual) and
+    the per-stage keep probabilities trace, and the outputs and gradients
+    are eager's."""
+    model = tiny_backbone(drop_path_rate=0.1, fused_attention=True).train()
+    video, image, masks = _inputs(64)
+
+    def run(module):
+        with torch.autocast('cpu', torch.bfloat16):
+            return _step(module, True, video, image, masks)
+
+    outs, grads = run(model)
+    model.compile(backend='aot_eager')  # in place: the same names
+    compiled_outs, compiled_grads = run(model)
+    for out, ref in zip(compiled_outs, outs):
+        torch.testing.assert_close(out, ref, atol=0.05, rtol=0.05)
+    assert_grads_close(compiled_grads, grads, 0.05)
