@@ -28,6 +28,7 @@ from mmaction.models.backbones.swin import (SwinTransformerBlock3D,
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
+from .qkv_views import split_qkv
 from .relative_position import relative_position_bias
 from .window_tokens import padded_size, partition_tokens, reverse_tokens
 
@@ -156,8 +157,7 @@ def eager_attention_core(attn: WindowAttention3D,
     (nH, N, N) relative-position bias if read already."""
     num_batch_windows, N, C3 = qkv.shape
     C, heads = C3 // 3, attn.num_heads
-    qkv = qkv.reshape(num_batch_windows, N, 3, heads, C // heads)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*nW, nH, N, C/nH)
+    q, k, v = split_qkv(qkv, heads)  # (B*nW, nH, N, C/nH)
     q = q * attn.scale
     if bias is None:
         bias = relative_position_bias(attn, N)  # (nH, N, N)
@@ -222,8 +222,7 @@ def fused_attention_core(attn: WindowAttention3D,
     if per_window:
         # the bias broadcasts over the (B*nW) windows as they come: q, k
         # and v are views of qkv, (B*nW, nH, N, C/nH), no copy
-        q, k, v = qkv.view(num_batch_windows, N, 3, heads,
-                           C // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = split_qkv(qkv, heads)
         bias = bias.view(-1, heads, N, N)  # (1 or nW, nH, N, N)
     else:
         # (B*nW, N, 3C) -> 3 x (B, nW*nH, N, C/nH): one mask slice per
