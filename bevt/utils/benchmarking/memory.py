@@ -53,8 +53,9 @@ class LiveTensorBytes:
     time it sees it, and drops it when the storage is freed: what CUDA's
     ``max_memory_allocated`` minus the allocation at the start measures,
     without the allocator's rounding and caches, and on any device.
-    Storages that existed before (weights, inputs) are not counted, nor is
-    memory that is not a tensor (oneDNN scratch, allocator caches).
+    Storages that existed before (weights, inputs) are not counted, even
+    through views or in-place results made during the step, nor is memory
+    that is not a tensor (oneDNN scratch, allocator caches).
     """
 
     def __init__(self) -> None:
@@ -81,6 +82,7 @@ class LiveTensorBytes:
         """Run ``fn`` once; returns the peak bytes (also in :attr:`peak`)."""
         import torch
         from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
 
         meter = self
 
@@ -88,9 +90,18 @@ class LiveTensorBytes:
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
+                # a view, an in-place or an out= result shares an input's
+                # storage: not memory the operator allocated (a view of a
+                # weight made during the step would count the weight)
+                inputs = {
+                    item.untyped_storage().data_ptr()
+                    for item in tree_leaves((args, kwargs))
+                    if isinstance(item, torch.Tensor)
+                }
                 for item in (out if isinstance(out, (tuple, list)) else
                              (out, )):
-                    if isinstance(item, torch.Tensor):
+                    if isinstance(item, torch.Tensor) and \
+                            item.untyped_storage().data_ptr() not in inputs:
                         meter._track(item)
                 return out
 
