@@ -150,7 +150,7 @@ def stage_drop_path_factors(blocks: Sequence[SwinTransformerBlock3D],
 
     As mmcv's ``DropPath`` draws them (``floor(keep + rand)``, one per
     sample and branch, ``rand`` in the features' dtype), for all blocks and
-    both branches at once (4 operators per stage rather than per block),
+    both branches at once (5 operators per stage, not 4 per block),
     spread to the tokens of each sample by ``sample`` (``DropPath`` itself
     would take each row of the flat tokens for a sample).
 
