@@ -12,26 +12,28 @@ both streams: half their operators (on CUDA, kernel launches, which
 bound a Swin-B step at 4 clips + 32 images; a third fewer operators per step
 in all) and larger matrix products.
 The windows of every stream are gathered from the flat tensor by one index
-(:func:`joint_token_order`), the attention runs per stream on its slice
-of the ``qkv`` rows, and one more gather puts the tokens back.
+(:func:`joint_token_order`) and the attention runs per stream on its slice
+of the ``qkv`` rows. The rows stay in window order through the blocks: one
+gather takes them from one block's windows to the next block's
+(:func:`joint_transition`), and one puts the tokens back after the stage.
 
 Every value is that of the per-stream block up to float rounding (the
 matrix products have more rows); with stochastic depth each sample still
 keeps or drops a residual branch as a whole
-(:func:`stage_drop_path_factors`).
+(:func:`~.joint_drop_path.stage_drop_path_factors`).
 """
 from functools import lru_cache
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmaction.models.backbones.swin import SwinTransformerBlock3D
-from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from bevt.models.utils import cast_together
+from .joint_drop_path import (drop_prob, joint_residual_add,
+                              stage_drop_path_factors)
 from .relative_position import relative_position_biases
 from .swin3d_ops import attention_core, swin_block_forward
 from .window_tokens import GatherTokens, window_token_order
@@ -114,111 +116,42 @@ def _joint_token_order(layouts: tuple,
     return order.to(device), inverse.to(device), torch.cat(samples).to(device)
 
 
-def drop_prob(drop_path: nn.Module) -> float:
-    """The probability that ``drop_path`` drops a sample's branch now: its
-    ``drop_prob`` for a training mmcv ``DropPath``, else 0."""
-    if isinstance(drop_path, DropPath) and drop_path.training:
-        return drop_path.drop_prob
-    return 0.
+def layout_key(streams: Sequence['StreamWindows']) -> tuple:
+    """The :func:`joint_token_order` layout of ``streams`` (hashable)."""
+    return tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
+                 for s in streams)
 
 
-def keep_probabilities(probs: Tuple[float, ...],
-                       device: torch.device) -> Tensor:
-    """float32 (blocks, 1, 1, 1) column of ``1 - p``, cached per ``probs``
-    and device (made on the device once, not at every step). Under
-    ``torch.compile`` it is made in the graph (a cached tensor returned
-    through ``assume_constant_result`` at every stage made AOTAutograd
-    fail: one constant source for several values)."""
-    if torch.compiler.is_compiling():
-        return torch.tensor([1. - p for p in probs],
-                            device=device).view(-1, 1, 1, 1)
-    return _keep_probabilities(probs, device)
+@torch.compiler.assume_constant_result
+def joint_transition(before: tuple, after: tuple,
+                     device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Indices from the window rows of one layout to those of another.
+
+    Consecutive blocks differ only in their window order (shifted or
+    not); the per-token layers do not care about the order, so the rows
+    go straight from one block's windows to the next block's by one
+    gather, instead of back to the token order and out again. Cached per
+    pair of layouts; a constant of the graph under ``torch.compile``.
+
+    Args:
+        before (tuple): :func:`layout_key` of the rows now.
+        after (tuple): :func:`layout_key` wanted.
+        device (torch.device): Device of the indices.
+
+    Returns:
+        tuple[Tensor]: ``index`` (row i after is row ``index[i]`` before)
+        and its inverse, int64 (L, ) each.
+    """
+    return _joint_transition(before, after, device)
 
 
 @lru_cache(maxsize=128)
-def _keep_probabilities(probs: Tuple[float, ...],
-                        device: torch.device) -> Tensor:
-    """:func:`keep_probabilities`, computed."""
-    return torch.tensor([1. - p for p in probs]).view(-1, 1, 1, 1).to(device)
-
-
-def stage_drop_path_factors(blocks: Sequence[SwinTransformerBlock3D],
-                            sample: Tensor, samples: int,
-                            like: Tensor) -> Optional[Tensor]:
-    """The keep (1) or drop (0) factors of both residual branches of every
-    block of a stage, in one draw.
-
-    As mmcv's ``DropPath`` draws them (``floor(keep + rand)``, one per
-    sample and branch, ``rand`` in the features' dtype), for all blocks and
-    both branches at once (5 operators per stage, not 4 per block),
-    spread to the tokens of each sample by ``sample`` (``DropPath`` itself
-    would take each row of the flat tokens for a sample).
-
-    Args:
-        blocks (Sequence[SwinTransformerBlock3D]): The stage's blocks.
-        sample (Tensor): Sample of each row, int64 (L, ).
-        samples (int): Number of samples.
-        like (Tensor): The features (dtype of the draw, device).
-
-    Returns:
-        Tensor, optional: (blocks, 2, L, 1) in ``like``'s dtype (the
-        residual stream keeps its dtype): per block the
-        attention branch's and the MLP branch's; None when no block drops
-        anything (:func:`drop_prob`).
-    """
-    probs = tuple(drop_prob(block.drop_path) for block in blocks)
-    if not any(probs):
-        return None
-    draw = torch.rand((len(blocks), 2, samples, 1),
-                      dtype=like.dtype,
-                      device=like.device)
-    # as mmcv's keep + rand: the sum in float32, rounded to the draw's dtype
-    keep = keep_probabilities(probs, like.device)
-    return (draw + keep).to(like.dtype).floor_().index_select(2, sample)
-
-
-class _DropPathResidual(torch.autograd.Function):
-    """``addcmul(shortcut, x.div(keep), factor)`` with a backward of two
-    operators for ``x`` (``grad * factor``, ``/ keep``; autograd's has a
-    third, ``factor * 1``); bitwise autograd's gradients."""
-
-    @staticmethod
-    def forward(ctx, shortcut: Tensor, x: Tensor, factor: Tensor,
-                keep: float) -> Tensor:
-        ctx.save_for_backward(factor)
-        ctx.keep, ctx.dtype = keep, x.dtype
-        return torch.addcmul(shortcut, x.div(keep), factor)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple:
-        factor, = ctx.saved_tensors
-        grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_x = (grad * factor).to(ctx.dtype).div(ctx.keep)
-        return grad if ctx.needs_input_grad[0] else None, grad_x, None, None
-
-
-def joint_residual_add(shortcut: Tensor, x: Tensor, drop_path: nn.Module,
-                       factor: Optional[Tensor]) -> Tensor:
-    """``shortcut + drop_path(x)`` on the flat tokens of several samples.
-
-    As :func:`~.swin3d_ops.residual_add` (scaling and sum in one
-    ``addcmul``, exact since the factor is 0 or 1), with the factor of
-    each row from :func:`stage_drop_path_factors`.
-
-    Args:
-        shortcut (Tensor): Residual input (L, C).
-        x (Tensor): Branch output (L, C).
-        drop_path (nn.Module): The block's ``drop_path``.
-        factor (Tensor, optional): (L, 1) keep factors; None = keep all.
-
-    Returns:
-        Tensor: (L, C).
-    """
-    if factor is None:
-        return shortcut + drop_path(x)  # identity here
-    return _DropPathResidual.apply(shortcut, x, factor,
-                                   1 - drop_path.drop_prob)
+def _joint_transition(before: tuple, after: tuple,
+                      device: torch.device) -> Tuple[Tensor, Tensor]:
+    """:func:`joint_transition`, computed."""
+    order_a, inverse_a, _ = _joint_token_order(before, device)
+    order_b, inverse_b, _ = _joint_token_order(after, device)
+    return inverse_a[order_b], inverse_b[order_a]
 
 
 def joint_block_forward(block: SwinTransformerBlock3D,
@@ -230,14 +163,15 @@ def joint_block_forward(block: SwinTransformerBlock3D,
 
     The per-token layers (``norm1``, ``qkv``, ``proj``, ``norm2``, MLP and
     the residuals) run once on all rows; the attention between ``qkv`` and
-    ``proj`` runs per stream (:func:`~.swin3d_ops.attention_core`). Under
-    an autocast the normalised features are cast to its dtype before they
-    are gathered, as in :func:`~.swin3d_ops.swin_block_forward`.
+    ``proj`` runs per stream (:func:`~.swin3d_ops.attention_core`). The
+    rows come and go in the block's window order (:func:`run_blocks`
+    moves them), so the block itself gathers nothing.
 
     Args:
         block (SwinTransformerBlock3D): The block (weights).
-        x (Tensor): Tokens (L, C): each stream's (B, D, H, W) map
-            flattened, stream after stream, in the order of ``streams``.
+        x (Tensor): Window rows (L, C) of every stream, stream after stream
+            in the order of ``streams``, each window-major
+            (:func:`joint_token_order` of ``streams``: ``tokens[order]``).
         streams (Sequence[StreamWindows]): Window, shift and mask of each
             stream in this block.
         attention (str): ``'fused'`` or ``'eager'``.
@@ -246,34 +180,26 @@ def joint_block_forward(block: SwinTransformerBlock3D,
             Defaults to None.
 
     Returns:
-        Tensor: (L, C).
+        Tensor: (L, C), in the same order.
     """
     if attention not in ('fused', 'eager'):
         raise ValueError(f'Invalid attention for joint streams: '
                          f"{attention!r}; expected 'fused' or 'eager'")
-    order, inverse, _ = joint_token_order(
-        tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
-              for s in streams), x.device)
-    if order.numel() != x.shape[0]:
+    rows = sum(s.tokens for s in streams)
+    if rows != x.shape[0]:
         raise ValueError(f'{x.shape[0]} token rows, but the streams have '
-                         f'{order.numel()}')
+                         f'{rows}')
     if drop_prob(block.drop_path) == 0.:
         factors = None  # e.g. nn.Identity
     attn, mlp = block.attn, block.mlp
     shortcut = x
-    x = block.norm1(x)
-    device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):
-        x = x.to(torch.get_autocast_dtype(device_type))
     # the linears' weights as autocast would cast them, in one cast
     qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b = cast_together([
         attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias,
         mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias
-    ], device_type)
-    # squeeze and split, not [0] and slices: their backward is a view and
-    # one cat, not a zero-filled copy per use
-    rows = GatherTokens.apply(x.unsqueeze(0), order, inverse).squeeze(0)
-    qkv = F.linear(rows, qkv_w, qkv_b)  # (L, 3C): window rows of every stream
+    ], x.device.type)
+    # (L, 3C): window rows of every stream
+    qkv = F.linear(block.norm1(x), qkv_w, qkv_b)
     sizes = [s.window[0] * s.window[1] * s.window[2] for s in streams]
     biases = relative_position_biases(attn, sizes)  # one read: (nH, N, N)
     outs = []
@@ -282,10 +208,11 @@ def joint_block_forward(block: SwinTransformerBlock3D,
         part = part.view(-1, n, qkv.shape[-1])
         outs.append(
             attention_core(attn, part, s.mask, attention, bias).flatten(0, 1))
+    # split above and cat here, not slices: their backward is one cat and
+    # one split, not a zero-filled copy per use
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     out = attn.proj_drop(F.linear(out, proj_w, proj_b))
-    x = GatherTokens.apply(out.unsqueeze(0), inverse, order).squeeze(0)
-    x = joint_residual_add(shortcut, x, block.drop_path,
+    x = joint_residual_add(shortcut, out, block.drop_path,
                            None if factors is None else factors[0])
     # mmaction2's Mlp: fc1, act, drop, fc2, drop
     hidden = mlp.drop(mlp.act(F.linear(block.norm2(x), fc1_w, fc1_b)))
@@ -367,13 +294,22 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
         StreamWindows(shape[0], shape[1:], *s.block_args(i))
         for shape, s in zip(shapes, stages)
     ] for i in range(len(blocks))]
-    sample = joint_token_order(
-        tuple((s.batch, tuple(s.size), tuple(s.window), tuple(s.shift))
-              for s in layouts[0]), x.device)[2]
+    keys = [layout_key(streams) for streams in layouts]
+    order, inverse, sample = joint_token_order(keys[0], x.device)
+    # a sample's rows are consecutive in any window order: ``sample`` holds
     factors = stage_drop_path_factors(blocks, sample,
                                       sum(shape[0] for shape in shapes), x)
+    # into the first block's windows, from block to block, and back: one
+    # gather per change of window order
+    x = GatherTokens.apply(x.unsqueeze(0), order, inverse).squeeze(0)
     for i, (block, streams) in enumerate(zip(blocks, layouts)):
+        if i and keys[i] != keys[i - 1]:
+            x = GatherTokens.apply(
+                x.unsqueeze(0),
+                *joint_transition(keys[i - 1], keys[i], x.device)).squeeze(0)
         x = call(joint_block_forward, block, x, streams, attention,
                  None if factors is None else factors[i])
+    order, inverse, _ = joint_token_order(keys[-1], x.device)
+    x = GatherTokens.apply(x.unsqueeze(0), inverse, order).squeeze(0)
     parts = x.split([torch.Size(shape).numel() for shape in shapes])
     return [part.view(*shape, channels) for part, shape in zip(parts, shapes)]

@@ -9,9 +9,10 @@ from mmcv.cnn.bricks import DropPath
 from test_bevt_swin import tiny_backbone  # a sibling test module
 
 from bevt.models.backbones import joint_streams
-from bevt.models.backbones.joint_streams import (joint_residual_add,
-                                                 joint_token_order,
-                                                 stage_drop_path_factors)
+from bevt.models.backbones.joint_drop_path import (joint_residual_add,
+                                                   stage_drop_path_factors)
+from bevt.models.backbones.joint_streams import (joint_token_order,
+                                                 joint_transition)
 from bevt.models.backbones.window_tokens import partition_tokens
 from bevt.testing import assert_grads_close
 from bevt.utils.benchmarking import count_ops
@@ -39,6 +40,14 @@ def test_joint_token_order_gathers_each_streams_windows():
             torch.arange(2, 5).repeat_interleave(64)
         ]))
     assert joint_token_order(layouts, torch.device('cpu'))[0] is order
+    # from these windows straight to those of the unshifted blocks
+    unshifted = tuple(
+        (b, size, window, (0, 0, 0)) for b, size, window, _ in layouts)
+    index, back = joint_transition(layouts, unshifted, torch.device('cpu'))
+    rows = flat[order]
+    new_order = joint_token_order(unshifted, torch.device('cpu'))[0]
+    assert torch.equal(rows[index], flat[new_order])
+    assert torch.equal(rows[index][back], rows)
 
 
 def test_drop_path_keeps_or_drops_whole_samples():
