@@ -251,10 +251,12 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
                with_cp: bool = False) -> List[Tensor]:
     """The blocks of one stage on the maps of one or more streams.
 
-    With several streams, ``'fused'`` or ``'eager'`` attention and no
-    padding (every side a multiple of its window), each block runs once on
-    the flat tokens of all streams (:func:`joint_block_forward`); otherwise
-    each stream runs the blocks on its own
+    With ``'fused'`` or ``'eager'`` attention and no padding (every side a
+    multiple of its window), each block runs once on the flat tokens of
+    all streams, one or several (:func:`joint_block_forward`: a single
+    stream, e.g. fine-tuning, gets its cast-once weights, rows kept in
+    window order and per-stage stochastic depth too); otherwise each
+    stream runs the blocks on its own
     (:func:`~.swin3d_ops.swin_block_forward`).
 
     Args:
@@ -276,7 +278,7 @@ def run_blocks(blocks: Sequence[SwinTransformerBlock3D],
             return cp.checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    joint = len(maps) > 1 and attention != 'reference' and all(
+    joint = attention != 'reference' and all(
         fits_windows(x.shape[1:4], s.window) for x, s in zip(maps, stages))
     if not joint:
         outs = []

@@ -148,20 +148,28 @@ def _inputs(size, frames=8):
 def test_joint_streams_equal_separate_passes(fused, official, size,
                                              monkeypatch):
     """Both streams in one call: the outputs and gradients of one call per
-    stream (64 px: every stage joint; 80 px: the padded stages run per
-    stream)."""
+    stream through mmaction2's block layout, swin_block_forward (64 px:
+    every stage joint; 80 px: the padded stages run per stream)."""
     model = tiny_backbone(
         fused_attention=fused, official_image_path=official).train()
     calls = []
     block = joint_streams.joint_block_forward
     monkeypatch.setattr(joint_streams, 'joint_block_forward',
-                        lambda *a: calls.append(1) or block(*a))
+                        lambda *a: calls.append(len(a[2])) or block(*a))
     video, image, masks = _inputs(size)
-    outs_a, grads_a = _step(model, False, video, image, masks)
+    with monkeypatch.context() as patch:  # every stage per block layout
+        patch.setattr(joint_streams, 'fits_windows', lambda *a: False)
+        outs_a, grads_a = _step(model, False, video, image, masks)
     assert not calls
     outs_b, grads_b = _step(model, True, video, image, masks)
     # 8 blocks; at 80 px stages 2 and 3 (10x10 and 5x5 maps, window 4) pad
-    assert len(calls) == (8 if size == 64 else 4)
+    assert calls == [2] * (8 if size == 64 else 4)
+    # one stream alone goes through the joint block too where nothing pads
+    calls.clear()
+    outs_c, _ = _step(model, False, video, image, masks)
+    assert calls == [1] * (16 if size == 64 else 8)
+    for a, c in zip(outs_a, outs_c):
+        torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-5)
     for a, b in zip(outs_a, outs_b):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
     assert_grads_close(grads_b, grads_a, 1e-5)
