@@ -1,4 +1,5 @@
 # Copyright (c) bevt contributors. All rights reserved.
+import pytest
 import torch
 
 from bevt.models.backbones.qkv_views import split_qkv
@@ -52,3 +53,24 @@ def test_split_qkv_takes_packed_gradients_as_they_are():
     assert sum(
         count_ops(lambda: torch.autograd.grad(split_qkv(qkv, 2), qkv, other)).
         values()) == 1
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_attention_keeps_the_rows_layout():
+    """On CUDA the memory-efficient attention's output is laid out
+    (B*nW, N, nH, d) (the fused path's reshape is a view) and its q, k, v
+    gradients are slices of one tensor in the rows' layout (split_qkv's
+    backward makes no copy): what the fused path counts on."""
+    import torch.nn.functional as F
+
+    qkv = torch.randn(
+        8, 49, 3 * 64, device='cuda', dtype=torch.bfloat16, requires_grad=True)
+    bias = torch.randn(
+        4, 49, 49, device='cuda', dtype=torch.bfloat16, requires_grad=True)
+    q, k, v = split_qkv(qkv, 4)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
+    assert out.transpose(1, 2).is_contiguous()
+    counts = count_ops(lambda: out.float().sum().backward())
+    assert 'stack' not in counts, counts
+    assert qkv.grad is not None and bias.grad is not None
