@@ -32,16 +32,17 @@ def keep_probabilities(probs: Tuple[float, ...],
     through ``assume_constant_result`` at every stage made AOTAutograd
     fail: one constant source for several values)."""
     if torch.compiler.is_compiling():
-        return torch.tensor([1. - p for p in probs],
-                            device=device).view(-1, 1, 1, 1)
-    return _keep_probabilities(probs, device)
+        return _keep_column(probs, device)
+    return _cached_keep_column(probs, device)
 
 
-@lru_cache(maxsize=128)
-def _keep_probabilities(probs: Tuple[float, ...],
-                        device: torch.device) -> Tensor:
+def _keep_column(probs: Tuple[float, ...], device: torch.device) -> Tensor:
     """:func:`keep_probabilities`, computed."""
-    return torch.tensor([1. - p for p in probs]).view(-1, 1, 1, 1).to(device)
+    return torch.tensor([1. - p for p in probs],
+                        device=device).view(-1, 1, 1, 1)
+
+
+_cached_keep_column = lru_cache(maxsize=128)(_keep_column)
 
 
 def stage_drop_path_factors(blocks: Sequence[SwinTransformerBlock3D],

@@ -28,8 +28,12 @@ def flat_position_index(attn: WindowAttention3D,
     """
     index = attn.relative_position_index
     sizes = tuple(sizes)
-    if torch.compiler.is_compiling():
+
+    def flatten() -> Tensor:
         return torch.cat([index[:n, :n].reshape(-1) for n in sizes])
+
+    if torch.compiler.is_compiling():
+        return flatten()
     cache: Dict[Tuple[int, ...], Tuple[tuple, Tensor]] = \
         attn.__dict__.setdefault('_bevt_flat_index', {})
     stamp = (index.data_ptr(), index.device, index._version)
@@ -38,8 +42,7 @@ def flat_position_index(attn: WindowAttention3D,
         # a normal tensor even if first read under inference_mode: the
         # index_select of a later training step saves it for its backward
         with torch.inference_mode(False):
-            flat = torch.cat([index[:n, :n].reshape(-1) for n in sizes])
-        cached = cache[sizes] = (stamp, flat)
+            cached = cache[sizes] = (stamp, flatten())
     return cached[1]
 
 
