@@ -1,5 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Test helpers for comparing paths in float32 and reduced precision."""
+import os
 from contextlib import contextmanager
 from typing import Dict, Iterator
 
@@ -31,6 +32,33 @@ def exact_float32() -> Iterator[None]:
     finally:
         (torch.backends.cuda.matmul.allow_tf32,
          torch.backends.cudnn.allow_tf32) = saved
+
+
+@contextmanager
+def deterministic(device: str) -> Iterator[None]:
+    """On CUDA, PyTorch's deterministic algorithms inside (nothing on the
+    CPU, whose kernels here sum in a fixed order).
+
+    By default CUDA's ``index_add_`` (the relative-position table's
+    gradient) and the memory-efficient attention's backward add with
+    atomics, in an order that changes from run to run, so two paths that
+    sum the same values can differ in the last bits. cuBLAS then needs
+    ``CUBLAS_WORKSPACE_CONFIG``, which is set (and restored) here.
+    """
+    if torch.device(device).type != 'cuda':
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             os.environ.get('CUBLAS_WORKSPACE_CONFIG'))
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        if saved[2] is None:
+            os.environ.pop('CUBLAS_WORKSPACE_CONFIG', None)
 
 
 def relative_error(value: Tensor, reference: Tensor) -> float:

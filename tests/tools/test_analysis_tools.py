@@ -438,3 +438,34 @@ def test_count_ops_counts_attention_as_one_operator_each_way():
             tol = 2e-2 if autocast else 0.
             torch.testing.assert_close(a, b, atol=tol, rtol=tol)
     assert F.scaled_dot_product_attention is real  # restored
+
+
+def test_memory_under_cuda_graphs_is_not_reported():
+    """A backbone compiled to record CUDA graphs replays into a pool the
+    allocator does not count: its peak is reported as '-' and no memory
+    ratio is made, rather than a number that misses the graph's tensors."""
+    from bevt.utils.benchmarking import (ratio_lines, records_cuda_graphs,
+                                         step_report)
+
+    assert records_cuda_graphs(dict(mode='reduce-overhead'))
+    assert records_cuda_graphs(dict(mode='max-autotune'))
+    assert records_cuda_graphs(dict(options={'triton.cudagraphs': True}))
+    for plain in (False, True, dict(), dict(mode='default'),
+                  dict(mode='max-autotune-no-cudagraphs')):
+        assert not records_cuda_graphs(plain)
+    results = [
+        dict(
+            name=name,
+            peak_memory_mib=peak,
+            s_per_iter_median=t,
+            tokenizer_s_per_iter=t / 4,
+            vocab_s_per_iter=t / 20,
+            aten_ops=None)
+        for name, peak, t in (('default', 900., 0.1), ('compare', None, 0.08))
+    ]
+    text, ratios = ratio_lines(results)
+    assert ratios['memory_ratio'] is None
+    assert 'memory ratio default/compare (peak above start): -' in text
+    assert abs(ratios['step_speedup'] - 0.8) < 1e-9
+    report = step_report(results, None)
+    assert re.search(r'^peak memory MiB\s+900\.0\s+-$', report, re.M)

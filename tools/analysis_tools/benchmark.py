@@ -66,7 +66,7 @@ from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              module_flops, profile_steps,
                                              quiet_logger, run_interleaved,
                                              synchronizer)
-from bevt.utils.benchmarking.memory import MemoryMeter
+from bevt.utils.benchmarking.memory import MemoryMeter, records_cuda_graphs
 from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
@@ -511,10 +511,21 @@ class Variant:
             self.losses.append(loss)
 
     def measure_memory(self, data: Any) -> None:
-        """Peak memory of one more (untimed) train step on ``data``."""
+        """Peak memory of one more (untimed) train step on ``data``; None
+        under CUDA graphs, whose replays the allocator does not see
+        (:func:`records_cuda_graphs`)."""
+        if self.graphed:
+            self.peak = None
+            return
         self.peak = self.memory.measure(
             lambda: self.model.train_step(data, self.optim),
             exact=not has_compiled_modules(self.model))
+
+    @property
+    def graphed(self) -> bool:
+        """Whether the backbone replays CUDA graphs."""
+        return self.memory.device.type == 'cuda' and records_cuda_graphs(
+            getattr(self.model, 'compile_backbone', False))
 
     def measure_ops(self, data: Any) -> None:
         """ATen operators of one more (untimed) train step on ``data``
@@ -553,7 +564,7 @@ class Variant:
             tokenizer_share=sum(self.tokenizer_times) / total,
             vocab_s_per_iter=statistics.median(self.vocab_times),
             vocab_share=sum(self.vocab_times) / total,
-            peak_memory_mib=self.peak / MIB,
+            peak_memory_mib=None if self.peak is None else self.peak / MIB,
             peak_memory_absolute_mib=self.memory.absolute / MIB,
             tokenizer_frames_per_iter=statistics.mean(self.tokenized_frames),
             fwd_gflops_tokenizer=tokenizer,
@@ -699,6 +710,11 @@ def _main(args: argparse.Namespace) -> int:
         ('; variants with compiled modules: their peak RSS above the start '
          '(allocator caches included)' if device.type == 'cpu'
          and any(has_compiled_modules(v.model) for v in variants) else ''),
+        *([
+            'memory under CUDA graphs (compile mode reduce-overhead or '
+            'max-autotune): not measured ("-"): a replayed graph writes its '
+            'private pool, which the allocator does not count'
+        ] if any(v.graphed for v in variants) else []),
         'FLOPs: torch.utils.flop_counter on one forward, a multiply-add = '
         '2 FLOPs; the tokenizer\'s scaled to the frames it encodes per '
         'timed step (mean); step = 3 x forward without tokenizer + '

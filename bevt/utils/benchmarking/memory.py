@@ -190,3 +190,20 @@ class MemoryMeter:
             peak = _maxrss_bytes()
         self.absolute = max(self.absolute, peak)
         return max(peak - self._base, 0.)
+
+
+def records_cuda_graphs(compile_options: Any) -> bool:
+    """Whether ``torch.compile`` arguments (a model's ``compile_backbone``)
+    record CUDA graphs: mode 'reduce-overhead' or 'max-autotune', or
+    ``options={'triton.cudagraphs': True}``.
+
+    A graph's tensors live in a private memory pool, reserved while it is
+    recorded (in the warm-up) and written at each replay without the
+    allocator: ``torch.cuda.max_memory_allocated`` does not see a replayed
+    step's memory, so :class:`MemoryMeter` cannot measure it.
+    """
+    if not isinstance(compile_options, dict):
+        return False
+    options = compile_options.get('options') or {}
+    return compile_options.get('mode') in ('reduce-overhead', 'max-autotune') \
+        or bool(options.get('triton.cudagraphs'))

@@ -72,7 +72,9 @@ def ratio_lines(results: List[Dict[str, Any]]) -> Tuple[str, Dict]:
         tokenizer_speedup=ratio('tokenizer_s_per_iter'),
         vocab_speedup=ratio('vocab_s_per_iter'),
         ops_ratio=ratio('aten_ops'),
-        memory_ratio=(a['peak_memory_mib'] / b['peak_memory_mib']
+        memory_ratio=(None if a['peak_memory_mib'] is None
+                      or b['peak_memory_mib'] is None else
+                      a['peak_memory_mib'] / b['peak_memory_mib']
                       if b['peak_memory_mib'] > 0 else float('nan')))
     text = (f'speed-up of {a["name"]} over {b["name"]} ({b["name"]} time / '
             f'{a["name"]} time): step {ratios["step_speedup"]:.2f}x, '
@@ -81,7 +83,7 @@ def ratio_lines(results: List[Dict[str, Any]]) -> Tuple[str, Dict]:
             f'aten ops (forward + backward) {b["name"]}/{a["name"]}: '
             f'{fmt(ratios["ops_ratio"], ".2f")}\n'
             f'memory ratio {a["name"]}/{b["name"]} (peak above start): '
-            f'{ratios["memory_ratio"]:.2f}')
+            f'{fmt(ratios["memory_ratio"], ".2f")}')
     return text, ratios
 
 

@@ -18,7 +18,7 @@ from bevt.models.backbones.swin3d_ops import (EAGER_BLOCK_BYTES,
 from bevt.models.backbones.window_tokens import (partition_tokens,
                                                  reverse_tokens,
                                                  window_token_order)
-from bevt.testing import DEVICES
+from bevt.testing import DEVICES, deterministic
 
 # (size, window, shift): shifted, un-shifted, padded and a one-frame map
 LAYOUTS = [((4, 8, 8), (2, 4, 4), (1, 2, 2)),
@@ -130,17 +130,20 @@ def test_block_bitwise_equals_mmaction_layout(device, attention, autocast,
                                               monkeypatch):
     """The block with gathers, cast-first and residual_add equals the block
     with mmaction2's roll / partition / reverse / DropPath steps and the
-    same attention formula, bit for bit, forward and backward."""
+    same attention formula, bit for bit, forward and backward (on CUDA
+    with deterministic algorithms: by default the bias table's gradient is
+    summed with atomics, in a different order at each run)."""
     block, x = block_and_input(size, window, device)
     mask = shift_attention_mask(size, window, shift, x.device)
     dtype = torch.bfloat16 if device == 'cpu' else torch.float16
 
     def run(forward):
         torch.manual_seed(7)  # the same drop-path draws
-        with torch.autocast(device, dtype=dtype, enabled=autocast):
-            out = forward()
-        grads = torch.autograd.grad(out.square().sum(),
-                                    [x] + list(block.parameters()))
+        with deterministic(device):
+            with torch.autocast(device, dtype=dtype, enabled=autocast):
+                out = forward()
+            grads = torch.autograd.grad(out.square().sum(),
+                                        [x] + list(block.parameters()))
         return out, grads
 
     out, grads = run(
