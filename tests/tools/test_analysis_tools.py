@@ -161,6 +161,9 @@ def test_benchmark_profile(compare_run):
         section = profile.split(f'== {name}: operators by '
                                 'self_cpu_time_total')[1]
         assert 'aten::' in section and 'Self CPU time total' in section
+        shapes = profile.split(f'== {name}: operators and input shapes by '
+                               'self_cpu_time_total')[1]
+        assert re.search(r'aten::\w+.*\[\[\d+(, \d+)*\]', shapes)
 
 
 def test_benchmark_cpu_fallback_keeps_the_constructor():

@@ -368,7 +368,9 @@ def module_flops(counter: Any, name: str) -> int:
 
 def profile_steps(variants: List[Any], data: Any, path: str) -> None:
     """Profile one train step of each variant (after one untimed step) and
-    write torch.profiler's operator tables to ``path``."""
+    write torch.profiler's operator tables to ``path``: by device time (on
+    CUDA), by CPU time, and by device (else CPU) time per operator and
+    input shapes, which tells the blocks and streams apart."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -380,7 +382,7 @@ def profile_steps(variants: List[Any], data: Any, path: str) -> None:
     lines = []
     for variant in variants:
         variant.step(data, False)
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, record_shapes=True) as prof:
             variant.step(data, False)
             if cuda:
                 torch.cuda.synchronize()
@@ -390,6 +392,14 @@ def profile_steps(variants: List[Any], data: Any, path: str) -> None:
                 f'== {variant.name}: operators by {sort}',
                 table.table(sort_by=sort, row_limit=40), ''
             ]
+        lines += [
+            f'== {variant.name}: operators and input shapes by {sorts[0]}',
+            prof.key_averages(group_by_input_shape=True).table(
+                sort_by=sorts[0],
+                row_limit=40,
+                max_name_column_width=40,
+                max_shapes_column_width=120), ''
+        ]
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with open(path, 'w') as file:
