@@ -1,6 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The DALL-E dVAE encoder as a frozen BEVT tokenizer."""
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -12,149 +12,16 @@ from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptConfigType, OptMultiConfig
 from .base import BEVTTokenizer, check_int
+from .dalle_ops import (AutocastWeights, dalle_conv, encoder_block_inplace,
+                        stage_batch)
+
+__all__ = [
+    'BEVTDALLETokenizer', 'AutocastWeights', 'dalle_conv',
+    'encoder_block_inplace', 'stage_batch'
+]
 
 _DALLE_KEYS = ('group_count', 'n_hid', 'n_blk_per_group', 'input_channels',
                'vocab_size', 'device')
-
-
-class AutocastWeights:
-    """The frozen DALL-E weights cast once to the autocast dtype.
-
-    Under an autocast every convolution (and the vocabulary projection)
-    casts its float32 weight and bias to the autocast dtype on every call:
-    autocast caches its casts only for leaf tensors that require a
-    gradient, and the tokenizer's do not. That is two cast kernels per
-    convolution and chunk (72 of the 181 operators of a chunk through the
-    DALL-E encoder) and a 64 MB read of the 8192 x 2048 projection weight.
-    This keeps each cast until its source changes (another device or
-    dtype, an in-place update such as ``load_state_dict``: the tensor's
-    version counter) and gives the same values as autocast's own cast. The
-    casts stay in memory: half the float32 weights in bfloat16 (~110 MB for
-    the DALL-E sizes).
-    """
-
-    def __init__(self) -> None:
-        self._casts: Dict[int, Tuple[tuple, Tensor]] = {}
-
-    def __call__(self, tensor: Tensor, dtype: torch.dtype) -> Tensor:
-        """``tensor.to(dtype)``, computed once per version of ``tensor``.
-
-        Args:
-            tensor (Tensor): A frozen weight, the module's own tensor (its
-                identity is the key: not a view made per call).
-            dtype (torch.dtype): The autocast dtype.
-
-        Returns:
-            Tensor: ``tensor`` cast to ``dtype``.
-        """
-        stamp = (tensor.data_ptr(), tensor.device, tensor._version, dtype)
-        cached = self._casts.get(id(tensor))
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, tensor.detach().to(dtype))
-            self._casts[id(tensor)] = cached
-        return cached[1]
-
-    def of(self, conv: Conv2d, device_type: str) -> Tuple[Tensor, Tensor]:
-        """``conv``'s weight and bias cast to the active autocast dtype of
-        ``device_type``."""
-        dtype = torch.get_autocast_dtype(device_type)
-        return self(conv.w, dtype), self(conv.b, dtype)
-
-
-def dalle_conv(conv: Conv2d,
-               x: Tensor,
-               weights: Optional[AutocastWeights] = None) -> Tensor:
-    """mmpretrain's DALL-E ``Conv2d`` on ``x``, without its casts under an
-    autocast.
-
-    That ``Conv2d`` casts its input and weights on every call: to float16 on
-    CUDA, to float32 elsewhere. Inside an autocast of another dtype (the
-    tokenizer's ``dtype='bfloat16'``) autocast then casts them once more,
-    so each convolution copies its whole input twice. Under an autocast
-    this convolves ``x`` directly, so autocast casts once, straight to its
-    dtype (with ``weights``, the weights come cast already); without one it
-    is the module's own forward (float16 convolutions on CUDA, as OpenAI's
-    code). On an H200 the 96 views of a BEVT step (4 clips + 32 images,
-    112 px) took 25 ms instead of 37 ms (the official float16 way: 34 ms).
-    On CPU the result is bitwise the module's (bfloat16 -> float32 ->
-    bfloat16 is exact); on CUDA the weights are rounded to bfloat16 once
-    rather than through float16.
-
-    Args:
-        conv (Conv2d): mmpretrain's DALL-E convolution (``w``, ``b``,
-            ``kw``).
-        x (Tensor): Input of shape (B, C_in, h, w).
-        weights (AutocastWeights, optional): Cast-once weights. Defaults
-            to None (autocast casts them per call).
-
-    Returns:
-        Tensor: Shape (B, C_out, h, w).
-    """
-    device_type = x.device.type
-    if not torch.is_autocast_enabled(device_type):
-        return conv(x)
-    if weights is None:
-        w, b = conv.w, conv.b
-    else:
-        w, b = weights.of(conv, device_type)
-    return F.conv2d(x, w, b, padding=(conv.kw - 1) // 2)
-
-
-def encoder_block_inplace(block: EncoderBlock,
-                          x: Tensor,
-                          weights: Optional[AutocastWeights] = None) -> Tensor:
-    """``EncoderBlock.forward`` with in-place ReLUs and residual add.
-
-    mmpretrain's block computes ``id(x) + post_gain * res(x)`` with a new
-    tensor for every ReLU, the scaling and the sum: at 112 px and 256
-    channels each is a full (B, 256, 112, 112) pass of memory. Here the
-    ReLUs after the convolutions, the scaling and the sum reuse the
-    convolution outputs; the operations and their order are unchanged, so
-    the result is bitwise the same (12% less time for the DALL-E trunk on a
-    2-core CPU).
-
-    Args:
-        block (EncoderBlock): The block (weights).
-        x (Tensor): Input of shape (B, C_in, h, w).
-        weights (AutocastWeights, optional): See :func:`dalle_conv`.
-
-    Returns:
-        Tensor: Shape (B, C_out, h, w).
-    """
-    res = block.res_path
-    out = dalle_conv(res.conv_1, res.relu_1(x), weights).relu_()
-    out = dalle_conv(res.conv_2, out, weights).relu_()
-    out = dalle_conv(res.conv_3, out, weights).relu_()
-    out = dalle_conv(res.conv_4, out, weights).mul_(block.post_gain)
-    shortcut = dalle_conv(block.id_path, x, weights) if isinstance(
-        block.id_path, Conv2d) else block.id_path(x)  # or nn.Identity
-    if torch.result_type(shortcut, out) != out.dtype:  # e.g. fp16 + fp32
-        return shortcut + out
-    return out.add_(shortcut)
-
-
-def stage_batch(stage: nn.Module, x: Tensor, max_bytes: int) -> int:
-    """Images per sub-batch of ``stage`` so that its widest activation
-    stays within ``max_bytes``.
-
-    A stage (the stem or a group) keeps its input's spatial size until its
-    final pooling, so its widest activation per image is
-    ``max(C_in, widest conv output) x h x w`` elements.
-
-    Args:
-        stage (nn.Module): ``blocks.input`` or ``blocks.group_k``.
-        x (Tensor): The stage's input, of shape (B, C_in, h, w).
-        max_bytes (int): Byte budget of one activation.
-
-    Returns:
-        int: Images per sub-batch, at least 1.
-    """
-    width = max([x.shape[1]] + [
-        module.w.shape[0]
-        for module in stage.modules() if isinstance(module, Conv2d)
-    ])
-    per_image = width * x.shape[2] * x.shape[3] * x.element_size()
-    return max(1, max_bytes // per_image)
 
 
 @MODELS.register_module()

@@ -198,6 +198,39 @@ def test_dalle_conv_casts_once_under_autocast():
         assert calls and set(calls) == {torch.float32}
 
 
+@pytest.mark.parametrize('blocks', [2, 3])  # post_gain 1/64, 1/144
+@pytest.mark.parametrize('dtype', [None, 'bfloat16'])
+def test_dalle_post_gain_folds_into_conv_4_where_exact(blocks, dtype):
+    """The in-place blocks scale by ``post_gain`` through conv_4's weights
+    and bias when it is a power of two (no pass over the block's output),
+    and by a ``mul_`` otherwise; the features are mmpretrain's, bitwise,
+    either way (float32 and bfloat16, non-zero biases)."""
+    from bevt.models.tokenizers.dalle_ops import exact_scale
+    from bevt.utils.benchmarking import count_ops
+
+    torch.manual_seed(0)
+    tok = BEVTDALLETokenizer(
+        encoder=dict(DALLE_CFG, n_blk_per_group=blocks), dtype=dtype)
+    for param in tok.encoder.parameters():
+        if param.dim() == 1:
+            param.data.normal_(std=0.1)
+    block = tok.encoder.blocks.group_1.block_1
+    assert block.post_gain == 1 / (4 * blocks)**2
+    exact = blocks == 2
+    x = inputs('dalle', 3)
+    trunk = nn.Sequential(*list(tok.encoder.blocks.children())[:-1])
+    with torch.no_grad(), torch.autocast(
+            'cpu', torch.bfloat16, enabled=dtype is not None):
+        assert torch.equal(tok._features(x), trunk(x))
+        counts = count_ops(lambda: tok._features(x))
+    muls = counts.get('mul_', 0) + counts.get('mul', 0)
+    assert muls == (0 if exact else 4 * blocks)  # one per block
+    assert exact_scale(1 / 64, torch.float32)
+    assert exact_scale(1 / 64, torch.bfloat16)
+    assert not exact_scale(1 / 64, torch.float16)  # subnormals from 6e-5
+    assert not exact_scale(1 / 144, torch.float32)
+
+
 def test_dalle_weights_cast_once_under_autocast():
     """Under the tokenizer's autocast the frozen weights are cast once and
     reused (two casts fewer per convolution and call, the same ids), and
