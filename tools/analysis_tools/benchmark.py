@@ -60,13 +60,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bevt.utils.benchmarking.backbone import backbone_benchmark
 from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
-                                             compiled_graphs, count_ops,
-                                             eager_modules, flop_counter,
+                                             compiled_graphs, eager_modules,
+                                             flop_counter,
                                              has_compiled_modules,
                                              module_flops, profile_steps,
                                              quiet_logger, run_interleaved,
                                              synchronizer)
 from bevt.utils.benchmarking.memory import MemoryMeter, records_cuda_graphs
+from bevt.utils.benchmarking.op_count import count_ops
 from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,

@@ -1,15 +1,15 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The parts of ``tools/analysis_tools/benchmark.py`` that are not its
 command line: config edits and synthetic batches (:mod:`.specs`),
-measurement primitives (:mod:`.measure`, :mod:`.memory`), the report
-(:mod:`.report`) and the backbone-only run (:mod:`.backbone`)."""
+measurement primitives (:mod:`.measure`, :mod:`.memory`, :mod:`.op_count`),
+the report (:mod:`.report`) and the backbone-only run (:mod:`.backbone`)."""
 from .backbone import backbone_benchmark
-from .measure import (HOST_SYNC_OPS, MIB, NO_KERNEL_OPS, SectionTimer,
-                      compiled_graphs, count_ops, eager_modules, flop_counter,
-                      has_compiled_modules, is_host_sync, module_flops,
+from .measure import (MIB, SectionTimer, compiled_graphs, eager_modules,
+                      flop_counter, has_compiled_modules, module_flops,
                       profile_steps, quiet_logger, run_interleaved,
                       synchronizer)
 from .memory import LiveTensorBytes, MemoryMeter, records_cuda_graphs
+from .op_count import HOST_SYNC_OPS, NO_KERNEL_OPS, count_ops, is_host_sync
 from .report import (fmt, noise_warning, ratio_lines, step_report, table,
                      write_json)
 from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,

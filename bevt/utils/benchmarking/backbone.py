@@ -8,9 +8,10 @@ import statistics
 import time
 from typing import Any, Dict
 
-from .measure import (MIB, count_ops, flop_counter, quiet_logger,
-                      run_interleaved, synchronizer)
+from .measure import (MIB, flop_counter, quiet_logger, run_interleaved,
+                      synchronizer)
 from .memory import MemoryMeter
+from .op_count import count_ops
 from .report import fmt, noise_warning, table
 from .specs import StreamSpec
 
