@@ -12,7 +12,8 @@ from torch import Tensor
 
 
 class AutocastWeights:
-    """The frozen DALL-E weights cast once to the autocast dtype.
+    """The frozen DALL-E weights cast once to the autocast dtype (or
+    scaled once, :func:`dalle_conv`).
 
     Under an autocast every convolution (and the vocabulary projection)
     casts its float32 weight and bias to the autocast dtype on every call:
@@ -28,7 +29,7 @@ class AutocastWeights:
     """
 
     def __init__(self) -> None:
-        self._casts: Dict[int, Tuple[tuple, Tensor]] = {}
+        self._casts: Dict[Tuple[int, float], Tuple[tuple, Tensor]] = {}
 
     def __call__(self,
                  tensor: Tensor,
@@ -40,7 +41,8 @@ class AutocastWeights:
         Args:
             tensor (Tensor): A frozen weight, the module's own tensor (its
                 identity is the key: not a view made per call).
-            dtype (torch.dtype): The autocast dtype.
+            dtype (torch.dtype): The dtype (the autocast's, or the
+                convolution's without one).
             scale (float): A factor. Defaults to 1.
 
         Returns:
@@ -121,8 +123,7 @@ def dalle_conv(conv: Conv2d,
     Returns:
         Tensor: Shape (B, C_out, h, w).
     """
-    dtype = conv_dtype(conv, x)
-    if scale != 1. and not exact_scale(scale, dtype):
+    if scale != 1. and not exact_scale(scale, conv_dtype(conv, x)):
         return dalle_conv(conv, x, weights).mul_(scale)
     padding = (conv.kw - 1) // 2
     if torch.is_autocast_enabled(x.device.type):
@@ -135,7 +136,8 @@ def dalle_conv(conv: Conv2d,
         return F.conv2d(x, w, b, padding=padding)
     if scale == 1.:
         return conv(x)
-    if weights is not None:  # mmpretrain's forward, scaled weights
+    dtype = conv_dtype(conv, x)  # mmpretrain's forward, scaled weights
+    if weights is not None:
         w, b = weights.of(conv, x.device.type, scale, dtype)
     else:
         w, b = conv.w.to(dtype) * scale, conv.b.to(dtype) * scale
