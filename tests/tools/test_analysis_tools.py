@@ -102,6 +102,9 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
                         re.M)
     assert len(groups) == 2 and int(groups[0][1]) < int(groups[1][1]), groups
     assert 'batch: 1 clip(s) 3x8x64x64' in text
+    # --iters 2: two distinct batches, each timed once, whatever --warmup
+    assert '2 distinct batches in turn, the timed iterations from the ' \
+        'first)' in text
     assert '2 image(s) 3x64x64' in text
     match = re.search(
         rf'speed-up of default over official .*: step ({NUMBER})x, '
@@ -127,6 +130,7 @@ def test_benchmark_writes_json(compare_run):
     _, numbers = compare_run
     assert numbers['mode'] == 'step'
     assert numbers['counts'] == {'video': 1, 'img': 2}
+    assert numbers['timing'] == dict(iters=2, warmup=1, distinct_batches=2)
     assert [v['name'] for v in numbers['variants']] == ['default', 'official']
     for variant in numbers['variants']:
         _positive([
@@ -306,6 +310,31 @@ def test_count_ops_counts_work_below_autograd_and_autocast():
     assert sum(n for k, n in syncs.items() if k.startswith('host_sync.')) == 2
     linear.compile(backend='eager')
     assert has_compiled_modules(nn.Sequential(linear))
+
+
+def test_run_interleaved_times_the_same_batches_whatever_the_warm_up():
+    from bevt.utils.benchmarking import run_interleaved
+
+    def run(iters, warmup):
+        calls = []
+        run_interleaved(['A', 'B'], ['b0', 'b1', 'b2', 'b3'], iters, warmup,
+                        lambda v, data, timed: calls.append((v, data, timed)))
+        return calls
+
+    for warmup in (0, 1, 3, 6):
+        calls = run(6, warmup)
+        assert len(calls) == 2 * (6 + warmup)
+        assert all(not timed for _, _, timed in calls[:2 * warmup])
+        timed = calls[2 * warmup:]
+        # from the first batch, in turn, each timed with both variants
+        assert [data for _, data, _ in timed] == [
+            b for b in ('b0', 'b1', 'b2', 'b3', 'b0', 'b1') for _ in 'AB'
+        ], warmup
+        assert all(t for _, _, t in timed)
+        # the order alternates (A B, B A, ...)
+        firsts = [v for v, _, _ in calls[::2]]
+        assert firsts == ['A', 'B'] * ((6 + warmup) // 2) + ['A'] * (
+            (6 + warmup) % 2)
 
 
 def _timed_linear_step(device):

@@ -687,15 +687,20 @@ def _main(args: argparse.Namespace) -> int:
             Variant(name_b, cfg_b, settings_b, device, args.amp, args.seed))
         share_note = variants[1].share_weights_of(variants[0])
 
-    steps = make_batches(specs, counts, min(args.warmup + args.iters, 4),
-                         args.seed)
+    # the timed iterations take the batches in turn from the first
+    # (run_interleaved): how many and which depends on --iters only
+    steps = make_batches(specs, counts, min(args.iters, 4), args.seed)
+    extra_turns = args.iters % len(steps)
     for variant in variants:
         variant.count_flops(steps[0])
     info += [
         'batch: ' + '; '.join(specs[s].describe(n)
                               for s, n in counts.items() if n) +
         f' (uint8 noise, {len(steps)} distinct '
-        'batches in turn)',
+        'batches in turn, the timed iterations from the first' +
+        (f'; the first {extra_turns} of them timed once more than the '
+         f'others: use a multiple of {len(steps)} for --iters to weigh '
+         'their masks alike' if extra_turns else '') + ')',
         'weights: random init; tokenizer '
         f'{type(variants[0].model.target_generator).__name__} at random '
         'init (init_cfg=None, no weights downloaded; its cost does not '
@@ -762,6 +767,8 @@ def _main(args: argparse.Namespace) -> int:
         shapes={s: vars(specs[s])
                 for s in counts},
         memory_method=variants[0].memory.method,
+        timing=dict(
+            iters=args.iters, warmup=args.warmup, distinct_batches=len(steps)),
         variants=results)
     if len(results) == 2:
         text, payload['ratios'] = ratio_lines(results)

@@ -123,11 +123,17 @@ def run_interleaved(variants: List[Any], steps: List[Any], iters: int,
                     warmup: int, step_fn: Callable[[Any, Any, bool],
                                                    None]) -> None:
     """Run ``warmup + iters`` iterations of every variant, alternating the
-    order (A B, B A, ...) so that neither always runs first."""
+    order (A B, B A, ...) so that neither always runs first.
+
+    The timed iterations take ``steps`` in turn from the first, whatever
+    ``warmup`` is (the warm-up ones end the cycle before it): the timed
+    batches, and with them the masks and so the work of a step (e.g. the
+    frames the tokenizer encodes), depend on ``iters`` only.
+    """
     for i in range(warmup + iters):
         order = variants if i % 2 == 0 else variants[::-1]
         for variant in order:
-            step_fn(variant, steps[i % len(steps)], i >= warmup)
+            step_fn(variant, steps[(i - warmup) % len(steps)], i >= warmup)
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args,
