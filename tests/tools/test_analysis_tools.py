@@ -119,6 +119,10 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     # host syncs: the default way reads each mask once (nonzero), the
     # official way indexes with it (forward and backward)
     assert len(_row(text, 'host syncs')) == 2
+    # the kernel's share: fresh pages mapped and system CPU time per step
+    _positive(_row(text, 'page faults/iter'), allow_zero=True)
+    _positive(_row(text, 'system s/iter'), allow_zero=True)
+    assert 'minor page faults and system CPU time' in text
     match = re.search(
         rf'aten ops \(forward \+ backward\) official/default: ({NUMBER})',
         text)
@@ -390,6 +394,21 @@ def test_section_timer_does_not_sync_on_cuda(monkeypatch):
     assert not syncs
     real()
     assert timer.total > 0
+
+
+def test_kernel_usage_counts_the_faults_of_fresh_memory():
+    import torch
+
+    from bevt.utils.benchmarking import kernel_usage
+
+    faults, system = kernel_usage()
+    x = torch.empty(64 * 1024**2, dtype=torch.uint8)  # above glibc's mmap
+    x.fill_(1)  # threshold: fresh pages, first touched here
+    after, system_after = kernel_usage()
+    assert isinstance(after, int) and system_after >= system >= 0.
+    # 4 KiB pages: ~16k faults; 2 MiB transparent huge pages: ~32
+    assert after - faults >= 16
+    del x
 
 
 def test_live_tensor_bytes_is_exact():

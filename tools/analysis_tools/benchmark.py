@@ -66,7 +66,8 @@ from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              module_flops, profile_steps,
                                              quiet_logger, run_interleaved,
                                              synchronizer)
-from bevt.utils.benchmarking.memory import MemoryMeter, records_cuda_graphs
+from bevt.utils.benchmarking.memory import (MemoryMeter, kernel_usage,
+                                            records_cuda_graphs)
 from bevt.utils.benchmarking.op_count import count_ops
 from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
@@ -407,6 +408,8 @@ class Variant:
         self.flops: Dict[str, float] = {}
         self.ops: Optional[Dict[str, int]] = None
         self.losses: List[float] = []
+        self.page_faults: List[int] = []  # minor page faults per step
+        self.system_times: List[float] = []  # system CPU s per step
 
     def _count_tokenized(self, module: Any, args: tuple, kwargs: dict) -> None:
         """Forward pre-hook of the tokenizer: note what it will encode (a
@@ -492,10 +495,12 @@ class Variant:
                 timer.reset()
         self.tokenized.clear()
         self.sync()
+        faults, system = kernel_usage()
         start = time.perf_counter()
         log = self.model.train_step(data, self.optim)
         self.sync()
         elapsed = time.perf_counter() - start
+        faults_after, system_after = kernel_usage()
         loss = float(log['loss'])
         if not math.isfinite(loss):
             print(
@@ -510,6 +515,8 @@ class Variant:
             self.vocab_times.append(
                 self.vocab_timer.total if self.vocab_timer else 0.)
             self.losses.append(loss)
+            self.page_faults.append(faults_after - faults)
+            self.system_times.append(system_after - system)
 
     def measure_memory(self, data: Any) -> None:
         """Peak memory of one more (untimed) train step on ``data``; None
@@ -576,6 +583,8 @@ class Variant:
             aten_ops=self._ops_sum(''),
             aten_ops_optimizer=self._ops_sum('optimizer.'),
             host_syncs=self._ops_sum('host_sync.'),
+            page_faults_per_iter=statistics.median(self.page_faults),
+            system_s_per_iter=statistics.median(self.system_times),
             aten_ops_by_name=self.ops,
             times=self.times,
             losses=self.losses)
@@ -732,6 +741,11 @@ def _main(args: argparse.Namespace) -> int:
         'outside the optimizer that wait for the device on CUDA (a value '
         'or an output size read by the host: .item(), nonzero, mask '
         'indexing)',
+        'page faults, system s: minor page faults and system CPU time (all '
+        'threads) of the process during a timed step, median (getrusage): '
+        'the kernel mapping and zeroing fresh memory, e.g. every CPU tensor '
+        'above glibc\'s mmap threshold (<= 32 MiB); its cost per fault '
+        'moves with the machine\'s state',
     ]
     for variant in variants:
         info.append(f'optimizer ({variant.name}): {variant.optim_desc}')

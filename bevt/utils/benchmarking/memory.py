@@ -1,13 +1,14 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Peak memory of a step for ``tools/analysis_tools/benchmark.py``: CUDA's
 allocator statistics, and on CPU the exact bytes of live tensors
-(:class:`LiveTensorBytes`) beside the process's peak RSS."""
+(:class:`LiveTensorBytes`) beside the process's peak RSS; the page faults
+and system time of a step (:func:`kernel_usage`)."""
 import ctypes
 import gc
 import resource
 import sys
 import weakref
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 def _read_status_kib(key: str) -> Optional[int]:
@@ -43,6 +44,21 @@ def _malloc_trim() -> bool:
 def _maxrss_bytes() -> float:
     scale = 1. if sys.platform == 'darwin' else 1024.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def kernel_usage() -> Tuple[int, float]:
+    """(minor page faults, system CPU seconds) of this process so far, all
+    threads (``getrusage``).
+
+    A minor page fault is the kernel mapping (and zeroing) a page the
+    process touches for the first time: on CPU every tensor larger than
+    glibc's mmap threshold (at most 32 MiB) gets fresh pages, and its
+    faults cost ~1 us per 4 KiB of system time, which varies with the
+    machine's state. The difference over a step tells how much of it the
+    kernel spent there.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 class LiveTensorBytes:

@@ -52,6 +52,8 @@ def step_report(results: List[Dict[str, Any]],
         row('aten ops fwd+bwd', 'aten_ops', '.0f'),
         row('aten ops optimizer', 'aten_ops_optimizer', '.0f'),
         row('host syncs', 'host_syncs', '.0f'),
+        row('page faults/iter', 'page_faults_per_iter', '.0f'),
+        row('system s/iter', 'system_s_per_iter', '.3f'),
     ]
     if peak_tflops:
         rows.append(row('MFU %', 'mfu', '.2f', 100.))
