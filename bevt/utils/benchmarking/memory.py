@@ -52,10 +52,10 @@ def kernel_usage() -> Tuple[int, float]:
 
     A minor page fault is the kernel mapping (and zeroing) a page the
     process touches for the first time: on CPU every tensor larger than
-    glibc's mmap threshold (at most 32 MiB) gets fresh pages, and its
-    faults cost ~1 us per 4 KiB of system time, which varies with the
-    machine's state. The difference over a step tells how much of it the
-    kernel spent there.
+    glibc's mmap threshold (at most 32 MiB) gets fresh pages. Each 4 KiB
+    page costs about 1 us of system time (measured on a 2-core CPU), and
+    that cost moves with the machine's state. The difference over a step
+    tells how much of it the kernel spent there.
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_minflt, usage.ru_stime
