@@ -205,6 +205,9 @@ def test_benchmark_backbone_only_with_size_overrides():
     for label in ('s/iter (median)', 'clips/s', 'fwd GFLOPs',
                   'aten ops fwd+bwd'):
         _positive(_row(text, label))
+    for label in ('page faults/iter', 'system s/iter'):
+        assert len(_row(text, label)) == 2
+        _positive(_row(text, label), allow_zero=True)
     diff = re.search(rf'max \|diff\| = ({NUMBER})', text)
     assert diff and float(diff.group(1)) < 1e-4, text
     match = re.search(rf'speed-up of bevt over mmaction2 .*: ({NUMBER})x',

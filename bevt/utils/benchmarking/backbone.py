@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from .measure import (MIB, flop_counter, quiet_logger, run_interleaved,
                       synchronizer)
-from .memory import MemoryMeter
+from .memory import MemoryMeter, kernel_usage
 from .op_count import count_ops
 from .report import fmt, noise_warning, table
 from .specs import StreamSpec
@@ -83,6 +83,7 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
             self.name, self.module, self.fn = name, module, fn
             self.compiled = compiled
             self.times, self.peak = [], 0.
+            self.faults, self.system = [], []  # per step (kernel_usage)
             self.memory = MemoryMeter(device)
             if gflops is None:
                 with torch.no_grad(), flop_counter() as counter:
@@ -100,11 +101,15 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
 
     def step(runner, _, record):
         sync()
+        faults, system = kernel_usage()
         start = time.perf_counter()
         train_step(runner)
         sync()
         if record:
             runner.times.append(time.perf_counter() - start)
+            faults_after, system_after = kernel_usage()
+            runner.faults.append(faults_after - faults)
+            runner.system.append(system_after - system)
 
     runners = [
         Runner('bevt', ours, ours_forward),
@@ -134,7 +139,9 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
     print(f'timing: {args.iters} iterations after {args.warmup} warm-up, '
           'forward + backward of the feature sum, interleaved')
     print('aten ops: ATen operators of one untimed step that do work (no '
-          'views or allocations); on CUDA about one kernel launch each\n')
+          'views or allocations); on CUDA about one kernel launch each')
+    print('page faults, system s: minor page faults and system CPU time of '
+          'the process during a timed step, median (getrusage)\n')
     run_interleaved(runners, [None], args.iters, args.warmup, step)
     for runner in runners:
         runner.peak = runner.memory.measure(
@@ -154,6 +161,8 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                 peak_memory_mib=r.peak / MIB,
                 fwd_gflops=r.gflops,
                 aten_ops=ops,
+                page_faults_per_iter=statistics.median(r.faults),
+                system_s_per_iter=statistics.median(r.system),
                 times=r.times))
     rows = [
         ('s/iter (median)',
@@ -164,6 +173,10 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
          [fmt(r['peak_memory_mib'], '.1f') for r in results]),
         ('fwd GFLOPs', [fmt(r['fwd_gflops'], '.2f') for r in results]),
         ('aten ops fwd+bwd', [fmt(r['aten_ops'], 'd') for r in results]),
+        ('page faults/iter',
+         [fmt(r['page_faults_per_iter'], '.0f') for r in results]),
+        ('system s/iter',
+         [fmt(r['system_s_per_iter'], '.3f') for r in results]),
     ]
     print(table(rows, [r['name'] for r in results]))
     if noise_warning(results):
