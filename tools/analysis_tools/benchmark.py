@@ -66,8 +66,8 @@ from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              module_flops, profile_steps,
                                              quiet_logger, run_interleaved,
                                              synchronizer)
-from bevt.utils.benchmarking.memory import (MemoryMeter, kernel_usage,
-                                            records_cuda_graphs)
+from bevt.utils.benchmarking.memory import (KernelUsage, MemoryMeter,
+                                            kernel_usage, records_cuda_graphs)
 from bevt.utils.benchmarking.op_count import count_ops
 from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
@@ -408,8 +408,7 @@ class Variant:
         self.flops: Dict[str, float] = {}
         self.ops: Optional[Dict[str, int]] = None
         self.losses: List[float] = []
-        self.page_faults: List[int] = []  # minor page faults per step
-        self.system_times: List[float] = []  # system CPU s per step
+        self.kernel = KernelUsage()  # page faults, system time per step
 
     def _count_tokenized(self, module: Any, args: tuple, kwargs: dict) -> None:
         """Forward pre-hook of the tokenizer: note what it will encode (a
@@ -495,12 +494,11 @@ class Variant:
                 timer.reset()
         self.tokenized.clear()
         self.sync()
-        faults, system = kernel_usage()
+        before = kernel_usage()
         start = time.perf_counter()
         log = self.model.train_step(data, self.optim)
         self.sync()
         elapsed = time.perf_counter() - start
-        faults_after, system_after = kernel_usage()
         loss = float(log['loss'])
         if not math.isfinite(loss):
             print(
@@ -515,8 +513,7 @@ class Variant:
             self.vocab_times.append(
                 self.vocab_timer.total if self.vocab_timer else 0.)
             self.losses.append(loss)
-            self.page_faults.append(faults_after - faults)
-            self.system_times.append(system_after - system)
+            self.kernel.record(before)
 
     def measure_memory(self, data: Any) -> None:
         """Peak memory of one more (untimed) train step on ``data``; None
@@ -583,8 +580,7 @@ class Variant:
             aten_ops=self._ops_sum(''),
             aten_ops_optimizer=self._ops_sum('optimizer.'),
             host_syncs=self._ops_sum('host_sync.'),
-            page_faults_per_iter=statistics.median(self.page_faults),
-            system_s_per_iter=statistics.median(self.system_times),
+            **self.kernel.summary(),
             aten_ops_by_name=self.ops,
             times=self.times,
             losses=self.losses)

@@ -8,7 +8,7 @@ from .measure import (MIB, SectionTimer, compiled_graphs, eager_modules,
                       flop_counter, has_compiled_modules, module_flops,
                       profile_steps, quiet_logger, run_interleaved,
                       synchronizer)
-from .memory import (LiveTensorBytes, MemoryMeter, kernel_usage,
+from .memory import (KernelUsage, LiveTensorBytes, MemoryMeter, kernel_usage,
                      records_cuda_graphs)
 from .op_count import HOST_SYNC_OPS, NO_KERNEL_OPS, count_ops, is_host_sync
 from .report import (fmt, noise_warning, ratio_lines, step_report, table,
@@ -22,12 +22,12 @@ from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
 __all__ = [
     'backbone_benchmark', 'quiet_logger', 'run_interleaved', 'HOST_SYNC_OPS',
     'MIB', 'NO_KERNEL_OPS', 'is_host_sync', 'LiveTensorBytes', 'MemoryMeter',
-    'records_cuda_graphs', 'kernel_usage', 'SectionTimer', 'compiled_graphs',
-    'count_ops', 'eager_modules', 'flop_counter', 'has_compiled_modules',
-    'module_flops', 'profile_steps', 'synchronizer', 'fmt', 'noise_warning',
-    'ratio_lines', 'step_report', 'table', 'write_json', 'ARCH_KEYS',
-    'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_OPTIMIZER',
-    'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
+    'records_cuda_graphs', 'kernel_usage', 'KernelUsage', 'SectionTimer',
+    'compiled_graphs', 'count_ops', 'eager_modules', 'flop_counter',
+    'has_compiled_modules', 'module_flops', 'profile_steps', 'synchronizer',
+    'fmt', 'noise_warning', 'ratio_lines', 'step_report', 'table',
+    'write_json', 'ARCH_KEYS', 'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR',
+    'OFFICIAL_OPTIMIZER', 'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
     'apply_size_overrides', 'make_batches', 'make_random_init',
     'official_kwargs', 'parse_arch', 'stream_specs'
 ]

@@ -10,9 +10,9 @@ from typing import Any, Dict
 
 from .measure import (MIB, flop_counter, quiet_logger, run_interleaved,
                       synchronizer)
-from .memory import MemoryMeter, kernel_usage
+from .memory import KernelUsage, MemoryMeter, kernel_usage
 from .op_count import count_ops
-from .report import fmt, noise_warning, table
+from .report import KERNEL_USAGE_ROWS, fmt, noise_warning, table
 from .specs import StreamSpec
 
 
@@ -83,7 +83,7 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
             self.name, self.module, self.fn = name, module, fn
             self.compiled = compiled
             self.times, self.peak = [], 0.
-            self.faults, self.system = [], []  # per step (kernel_usage)
+            self.kernel = KernelUsage()
             self.memory = MemoryMeter(device)
             if gflops is None:
                 with torch.no_grad(), flop_counter() as counter:
@@ -101,15 +101,13 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
 
     def step(runner, _, record):
         sync()
-        faults, system = kernel_usage()
+        before = kernel_usage()
         start = time.perf_counter()
         train_step(runner)
         sync()
         if record:
             runner.times.append(time.perf_counter() - start)
-            faults_after, system_after = kernel_usage()
-            runner.faults.append(faults_after - faults)
-            runner.system.append(system_after - system)
+            runner.kernel.record(before)
 
     runners = [
         Runner('bevt', ours, ours_forward),
@@ -161,8 +159,7 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
                 peak_memory_mib=r.peak / MIB,
                 fwd_gflops=r.gflops,
                 aten_ops=ops,
-                page_faults_per_iter=statistics.median(r.faults),
-                system_s_per_iter=statistics.median(r.system),
+                **r.kernel.summary(),
                 times=r.times))
     rows = [
         ('s/iter (median)',
@@ -173,10 +170,8 @@ def backbone_benchmark(cfg: Any, args: argparse.Namespace, device: Any,
          [fmt(r['peak_memory_mib'], '.1f') for r in results]),
         ('fwd GFLOPs', [fmt(r['fwd_gflops'], '.2f') for r in results]),
         ('aten ops fwd+bwd', [fmt(r['aten_ops'], 'd') for r in results]),
-        ('page faults/iter',
-         [fmt(r['page_faults_per_iter'], '.0f') for r in results]),
-        ('system s/iter',
-         [fmt(r['system_s_per_iter'], '.3f') for r in results]),
+        *((label, [fmt(r[key], spec) for r in results])
+          for label, key, spec in KERNEL_USAGE_ROWS),
     ]
     print(table(rows, [r['name'] for r in results]))
     if noise_warning(results):

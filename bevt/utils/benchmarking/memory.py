@@ -2,13 +2,14 @@
 """Peak memory of a step for ``tools/analysis_tools/benchmark.py``: CUDA's
 allocator statistics, and on CPU the exact bytes of live tensors
 (:class:`LiveTensorBytes`) beside the process's peak RSS; the page faults
-and system time of a step (:func:`kernel_usage`)."""
+and system time of a step (:func:`kernel_usage`, :class:`KernelUsage`)."""
 import ctypes
 import gc
 import resource
+import statistics
 import sys
 import weakref
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 def _read_status_kib(key: str) -> Optional[int]:
@@ -59,6 +60,28 @@ def kernel_usage() -> Tuple[int, float]:
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_minflt, usage.ru_stime
+
+
+class KernelUsage:
+    """The page faults and system CPU time of each timed step: the
+    :func:`kernel_usage` after it minus the one before."""
+
+    def __init__(self) -> None:
+        self.faults: List[int] = []
+        self.system: List[float] = []
+
+    def record(self, before: Tuple[int, float]) -> None:
+        """Note one step, begun at ``before`` (its :func:`kernel_usage`)."""
+        faults, system = kernel_usage()
+        self.faults.append(faults - before[0])
+        self.system.append(system - before[1])
+
+    def summary(self) -> Dict[str, float]:
+        """Medians per step, under the report's keys
+        (:data:`~.report.KERNEL_USAGE_ROWS`)."""
+        return dict(
+            page_faults_per_iter=statistics.median(self.faults),
+            system_s_per_iter=statistics.median(self.system))
 
 
 class LiveTensorBytes:

@@ -24,6 +24,11 @@ def table(rows: List[Tuple[str, List[str]]], titles: List[str]) -> str:
     return '\n'.join(lines)
 
 
+#: (label, key, format) of the rows of :meth:`.memory.KernelUsage.summary`
+KERNEL_USAGE_ROWS = (('page faults/iter', 'page_faults_per_iter', '.0f'),
+                     ('system s/iter', 'system_s_per_iter', '.3f'))
+
+
 def step_report(results: List[Dict[str, Any]],
                 peak_tflops: Optional[float]) -> str:
     """The table of a step benchmark."""
@@ -52,8 +57,7 @@ def step_report(results: List[Dict[str, Any]],
         row('aten ops fwd+bwd', 'aten_ops', '.0f'),
         row('aten ops optimizer', 'aten_ops_optimizer', '.0f'),
         row('host syncs', 'host_syncs', '.0f'),
-        row('page faults/iter', 'page_faults_per_iter', '.0f'),
-        row('system s/iter', 'system_s_per_iter', '.3f'),
+        *(row(*spec) for spec in KERNEL_USAGE_ROWS),
     ]
     if peak_tflops:
         rows.append(row('MFU %', 'mfu', '.2f', 100.))
