@@ -7,6 +7,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from bevt.models.tokenizers.frames import fold_views, unfold_targets
 from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
@@ -67,6 +68,12 @@ class BEVT(BaseModel):
             runs a third fewer operators). False runs one backbone pass per
             stream, as the official code. The result is the same up to
             float rounding. Defaults to True.
+        joint_tokenizer (bool): Encode the tokenizer views of every stream
+            of a step in one tokenizer call, the clip frames and the images
+            in one batch, as the official head does
+            (``torch.cat((imgs_3d, imgs_2d))``); the views must be of one
+            size. False makes one call per stream, which gives the same
+            targets. Defaults to False.
         compile_backbone (bool | dict): Compile the backbone with
             ``torch.compile`` (in place, through ``nn.Module.compile``: the
             weights and state-dict keys stay as they are); a dict gives
@@ -84,6 +91,7 @@ class BEVT(BaseModel):
                  tokenize_all_frames: bool = False,
                  tokenizer_first: bool = True,
                  joint_streams: bool = True,
+                 joint_tokenizer: bool = False,
                  compile_backbone: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
@@ -96,14 +104,14 @@ class BEVT(BaseModel):
         self.head = MODELS.build(head)
         self.target_generator = MODELS.build(target_generator)
         self.tokenize_all_frames = tokenize_all_frames
-        if not isinstance(tokenizer_first, bool):
-            raise TypeError('tokenizer_first must be a bool, got '
-                            f'{tokenizer_first!r}')
+        for name, value in (('tokenizer_first', tokenizer_first),
+                            ('joint_streams', joint_streams),
+                            ('joint_tokenizer', joint_tokenizer)):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be a bool, got {value!r}')
         self.tokenizer_first = tokenizer_first
-        if not isinstance(joint_streams, bool):
-            raise TypeError('joint_streams must be a bool, got '
-                            f'{joint_streams!r}')
         self.joint_streams = joint_streams
+        self.joint_tokenizer = joint_tokenizer
         self._check_parts()
         if not isinstance(compile_backbone, (bool, dict)):
             raise TypeError('compile_backbone must be a bool or a dict of '
@@ -214,41 +222,83 @@ class BEVT(BaseModel):
                     f'{tuple(view.shape[-2:])} view; ' + _VIEW_HINT)
         return view, cell_mask
 
+    def _joint_inputs(self, inputs: Sequence[Dict[str, Tensor]],
+                      all_frames: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """The tokenizer views of several streams as one batch of frames
+        and their ``cell_mask`` (:func:`~bevt.models.tokenizers.frames.
+        fold_views`)."""
+        views, cells = zip(
+            *[self._tokenizer_inputs(i, all_frames) for i in inputs])
+        return fold_views(views, cells)
+
     def plan_targets(self,
-                     inputs: Dict[str, Tensor],
+                     inputs: Union[Dict[str, Tensor], Sequence[Dict[str,
+                                                                    Tensor]]],
                      all_frames: bool = False) -> Optional[Any]:
-        """The tokenizer's plan for :meth:`targets` (what it reads from the
-        masks on the host), or None if the tokenizer has no ``plan``."""
+        """The tokenizer's plan for :meth:`targets` of the same ``inputs``
+        (what it reads from the masks on the host), or None if the
+        tokenizer has no ``plan``."""
         if not hasattr(self.target_generator, 'plan'):
             return None
-        view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
+        if isinstance(inputs, dict):
+            view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
+        else:
+            view, cell_mask = self._joint_inputs(inputs, all_frames)
         return self.target_generator.plan(view, cell_mask=cell_mask)
 
     @torch.no_grad()
     def targets(self,
-                inputs: Dict[str, Tensor],
+                inputs: Union[Dict[str, Tensor], Sequence[Dict[str, Tensor]]],
                 all_frames: bool = False,
-                plan: Optional[Any] = None) -> Tensor:
-        """Tokenizer targets of one stream, flattened to the token order.
+                plan: Optional[Any] = None) -> Union[Tensor, List[Tensor]]:
+        """Tokenizer targets of one stream, flattened to the token order;
+        given a list of streams, those of each in one tokenizer call.
 
         Args:
-            inputs (dict): ``tokenizer_imgs`` (N, 3, [T,] h, w) and
-                ``target_mask`` (bool (N, [T,] H/16, W/16), True = masked).
+            inputs (dict | Sequence[dict]): ``tokenizer_imgs``
+                (N, 3, [T,] h, w) and ``target_mask`` (bool
+                (N, [T,] H/16, W/16), True = masked), of one stream or of
+                several (their views of one size).
             all_frames (bool): Tokenize every frame even if
                 ``tokenize_all_frames`` is off. Defaults to False.
             plan (TokenizerPlan, optional): :meth:`plan_targets` of the same
                 arguments, made earlier. Defaults to None.
 
         Returns:
-            Tensor: ids (N, L) (-1 where a frame was not tokenized) or
-            features (N, L, D), detached.
+            Tensor | list[Tensor]: ids (N, L) (-1 where a frame was not
+            tokenized) or features (N, L, D), detached; a list of them for a
+            list of streams.
         """
-        view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
         extra = {} if plan is None else dict(plan=plan)
+        if not isinstance(inputs, dict):
+            frames, cell_mask = self._joint_inputs(inputs, all_frames)
+            target = self.target_generator(
+                frames, cell_mask=cell_mask, **extra)
+            return unfold_targets(target.detach(),
+                                  [i['tokenizer_imgs'] for i in inputs])
+        view, cell_mask = self._tokenizer_inputs(inputs, all_frames)
         target = self.target_generator(view, cell_mask=cell_mask, **extra)
         if target.is_floating_point():  # (N, [T,] h, w, D) features
             return target.flatten(1, -2).detach()
         return target.flatten(1).detach()
+
+    def _all_targets(self, inputs: List[Dict[str, Tensor]], all_frames: bool,
+                     plans: Optional[list]) -> List[Tensor]:
+        """:meth:`targets` of every stream, in one tokenizer call with
+        ``joint_tokenizer`` (``plans``: the one plan of
+        :meth:`_all_plans`)."""
+        plans = [None] * len(inputs) if plans is None else plans
+        if self.joint_tokenizer and len(inputs) > 1:
+            return self.targets(inputs, all_frames, plans[0])
+        return [self.targets(i, all_frames, p) for i, p in zip(inputs, plans)]
+
+    def _all_plans(self, inputs: List[Dict[str, Tensor]],
+                   all_frames: bool) -> list:
+        """:meth:`plan_targets` of every stream, or of all at once with
+        ``joint_tokenizer``."""
+        if self.joint_tokenizer and len(inputs) > 1:
+            return [self.plan_targets(inputs, all_frames)]
+        return [self.plan_targets(i, all_frames) for i in inputs]
 
     def _stream_outputs(self,
                         batches: Sequence[Batch],
@@ -257,35 +307,27 @@ class BEVT(BaseModel):
         or None) of each batch."""
         inputs = [batch['inputs'] for batch in batches]
         streams = [self.stream_of(i['imgs']) for i in inputs]
-        plans = positions = [None] * len(inputs)
+        plans, positions = None, [None] * len(inputs)
+        targets = None
         if self.tokenizer_first:
             # every value the host reads in this step, before any work is
             # queued (on CUDA a read waits for all the work queued before
-            # it): the tokenizer's frames and cells, the heads' positions
-            plans = [self.plan_targets(i, all_frames) for i in inputs]
+            # it): the tokenizer's frames and cells, the heads' positions;
+            # then the tokenizer, before the backbone
+            plans = self._all_plans(inputs, all_frames)
             positions = [
                 masked_positions(i['target_mask'].flatten(1).to(torch.bool))
                 for i in inputs
             ]
+            targets = self._all_targets(inputs, all_frames, plans)
         if self.joint_streams and len(inputs) > 1:
-            # one backbone call for every stream; the tokenizer before or
-            # after it (see the class docstring)
-            targets = [
-                self.targets(i, all_frames, p) for i, p in zip(inputs, plans)
-            ] if self.tokenizer_first else None
+            # one backbone call for every stream
             feats = self.backbone([i['imgs'] for i in inputs],
                                   [i.get('input_mask') for i in inputs])
-            if targets is None:
-                targets = [self.targets(i, all_frames) for i in inputs]
-        else:
-            feats, targets = [], []
-            for i, p in zip(inputs, plans):  # stream after stream
-                if self.tokenizer_first:
-                    targets.append(self.targets(i, all_frames, p))
-                    feats.append(self.extract_feat(i))
-                else:
-                    feats.append(self.extract_feat(i))
-                    targets.append(self.targets(i, all_frames))
+        else:  # stream after stream
+            feats = [self.extract_feat(i) for i in inputs]
+        if targets is None:  # after the backbone, as the official head
+            targets = self._all_targets(inputs, all_frames, None)
         outputs = []
         for stream, i, feat, target, where in zip(streams, inputs, feats,
                                                   targets, positions):

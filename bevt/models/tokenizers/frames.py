@@ -1,8 +1,9 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Which frames and cells a tokenizer call encodes: the masks' checks, the
-needed frames, the frame gather and the plan that
-:meth:`~.base.BEVTTokenizer.plan` reads from them on the host."""
-from typing import NamedTuple, Optional, Tuple
+needed frames, the frame gather, the plan that
+:meth:`~.base.BEVTTokenizer.plan` reads from them on the host, and the
+folding of several streams' views into one call."""
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -79,3 +80,53 @@ def gather_frames(x: Tensor, index: Tensor) -> Tensor:
         return x[index]
     num_frames = x.shape[2]
     return x[index // num_frames, :, index % num_frames]
+
+
+def fold_views(views: Sequence[Tensor], cell_masks: Sequence[Optional[Tensor]]
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+    """The tokenizer views of several streams as one batch of frames, as
+    the official head encodes them (``torch.cat((imgs_3d, imgs_2d))``).
+
+    Args:
+        views (Sequence[Tensor]): Images (N, C, h, w) or clips
+            (N, C, T, h, w) of one frame size.
+        cell_masks (Sequence[Tensor | None]): Their bool ``cell_mask``
+            (N, [T,] h/d, w/d), all given or all None.
+
+    Returns:
+        tuple[Tensor, Tensor | None]: Frames (F, C, h, w), clip-major within
+        each view and the views in order, and their cells (F, h/d, w/d) or
+        None.
+    """
+    sizes = {(v.shape[1], ) + tuple(v.shape[-2:]) for v in views}  # C, h, w
+    if len(sizes) > 1:
+        raise ValueError('joint_tokenizer: the streams\' tokenizer views '
+                         f'differ in size ({sorted(sizes)}); they must match '
+                         'to be encoded in one batch')
+    if len({m is None for m in cell_masks}) > 1:
+        raise ValueError('fold_views: give every view a cell mask or none')
+    frames = torch.cat([
+        v if v.dim() == 4 else v.transpose(1, 2).flatten(0, 1) for v in views
+    ])
+    if cell_masks[0] is None:
+        return frames, None
+    return frames, torch.cat([m.flatten(0, m.dim() - 3) for m in cell_masks])
+
+
+def unfold_targets(target: Tensor, views: Sequence[Tensor]) -> List[Tensor]:
+    """Split the targets of :func:`fold_views`' frames by view.
+
+    Args:
+        target (Tensor): Ids (F, h', w') or features (F, h', w', D).
+        views (Sequence[Tensor]): The views handed to :func:`fold_views`.
+
+    Returns:
+        list[Tensor]: Per view, ids (N, L) or features (N, L, D), with L the
+        view's (T *) h' * w' cells in (t, h, w) order.
+    """
+    counts = [v.shape[0] * (v.shape[2] if v.dim() == 5 else 1) for v in views]
+    feature_dims = tuple(target.shape[3:])  # () for ids, (D, ) for features
+    return [
+        part.reshape((v.shape[0], -1) + feature_dims)
+        for part, v in zip(target.split(counts), views)
+    ]

@@ -19,6 +19,7 @@ OFFICIAL_SETTINGS = (
     ('model.tokenize_all_frames', True),
     ('model.tokenizer_first', False),  # the tokenizer is in the head
     ('model.joint_streams', False),  # one backbone pass per stream
+    ('model.joint_tokenizer', True),  # torch.cat((imgs_3d, imgs_2d))
     ('model.head.gather_masked', False),
     ('model.target_generator.dtype', None),
     ('model.target_generator.channels_last', False),

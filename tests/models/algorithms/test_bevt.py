@@ -175,13 +175,11 @@ def test_tokenizer_first_or_after_gives_the_same_step(joint):
             getattr(model, name).register_forward_pre_hook(
                 lambda *_, name=name: calls.append(name))
         results.append(_loss_and_grads(model, two_stream_batches()))
-        if joint:  # one backbone call for both streams
-            expected = ['target_generator'] * 2 + ['backbone'] if first \
-                else ['backbone'] + ['target_generator'] * 2
-        else:  # stream after stream
-            expected = (['target_generator', 'backbone']
-                        if first else ['backbone', 'target_generator']) * 2
-        assert calls == expected
+        # one backbone call for both streams, or one per stream
+        backbone = ['backbone'] * (1 if joint else 2)
+        tokenizer = ['target_generator'] * 2
+        assert calls == (
+            tokenizer + backbone if first else backbone + tokenizer)
     (losses_a, grads_a), (losses_b, grads_b) = results
     for key in losses_a:
         assert torch.equal(losses_a[key], losses_b[key]), key
@@ -212,6 +210,36 @@ def test_joint_streams_give_the_step_of_separate_passes():
     assert 'backbone.layers.0.blocks.0.attn.qkv.weight' in grads
     with pytest.raises(TypeError, match='joint_streams'):
         tiny_bevt(joint_streams=1)
+
+
+@pytest.mark.parametrize('first', [True, False])
+def test_joint_tokenizer_gives_the_step_of_one_call_per_stream(first):
+    """``joint_tokenizer`` encodes the clip frames and the images of a step
+    in one tokenizer call (as the official head): the same targets, so the
+    same losses and gradients, as one call per stream; its host reads (the
+    plan) still come before any queued work with ``tokenizer_first``."""
+    results = []
+    for joint in (True, False):
+        model = tiny_bevt(joint_tokenizer=joint, tokenizer_first=first).train()
+        seen = []
+        model.target_generator.register_forward_pre_hook(
+            lambda _, args: seen.append(tuple(args[0].shape)))
+        results.append(_loss_and_grads(model, two_stream_batches()))
+        # 2 clips x 4 frames + 3 images in one call, or one per stream
+        assert seen == ([(11, 3, 32, 32)] if joint else [(2, 3, 4, 32, 32),
+                                                         (3, 3, 32, 32)])
+    (losses_a, grads_a), (losses_b, grads_b) = results
+    for key in losses_a:
+        torch.testing.assert_close(losses_a[key], losses_b[key])
+    assert_grads_close(grads_a, grads_b, 1e-5)
+    model = tiny_bevt(joint_tokenizer=True).train()
+    data = model.data_preprocessor(two_stream_batches(), True)
+    video, image = (b['inputs'] for b in data)
+    targets = model.targets([video, image])
+    for joint_target, inputs in zip(targets, (video, image)):
+        assert torch.equal(joint_target, model.targets(inputs))
+    with pytest.raises(TypeError, match='joint_tokenizer'):
+        tiny_bevt(joint_tokenizer='yes')
 
 
 def test_tensor_and_predict_modes():

@@ -18,6 +18,7 @@ import bevt.models.tokenizers as tokenizers
 from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
                                     BEVTTokenizer, BEVTVQKDTokenizer)
 from bevt.models.tokenizers.dalle import stage_batch
+from bevt.models.tokenizers.frames import fold_views, unfold_targets
 from bevt.registry import MODELS
 from bevt.testing import DEVICES, exact_float32
 from bevt.utils.benchmarking import official_kwargs
@@ -328,6 +329,37 @@ def test_plan_made_first_gives_the_same_targets(kind):
     assert torch.equal(tok(clips, cell_mask=cells, plan=plan), expected)
     with pytest.raises(ValueError, match='plan is for 8 frames'):
         tok(clips[:1], cell_mask=cells[:1], plan=plan)
+
+
+@pytest.mark.parametrize('kind', ['dalle', 'hog'])
+def test_folded_views_give_each_streams_targets(kind):
+    """``fold_views`` puts the frames of a clip batch and an image batch in
+    one tokenizer call (the official head's ``torch.cat``);
+    ``unfold_targets`` gives each stream the targets of its own call, in
+    its token order, for ids and features, with and without cells."""
+    tok = build(kind)
+    clips, images = inputs(kind, 2, 3), inputs(kind, 3, seed=2)
+    grid = 32 // tok.downsample
+    gen = torch.Generator().manual_seed(3)
+    clip_cells = torch.rand(2, 3, grid, grid, generator=gen) < 0.4
+    clip_cells[1, 1] = False  # a frame without a needed cell
+    image_cells = torch.rand(3, grid, grid, generator=gen) < 0.4
+    for cells in ((clip_cells, image_cells), (None, None)):
+        frames, folded = fold_views((clips, images), cells)
+        assert frames.shape == (9, 3, 32, 32)
+        assert torch.equal(frames[4], clips[1, :, 1])  # clip-major frames
+        assert torch.equal(frames[6], images[0])
+        parts = unfold_targets(tok(frames, cell_mask=folded), (clips, images))
+        for part, view, cell in zip(parts, (clips, images), cells):
+            alone = tok(view, cell_mask=cell)
+            alone = alone.flatten(1, -2) if alone.is_floating_point() \
+                else alone.flatten(1)
+            assert part.shape == alone.shape
+            torch.testing.assert_close(part, alone, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r'views differ in size'):
+        fold_views((clips, inputs(kind, 3, size=64)), (None, None))
+    with pytest.raises(ValueError, match='a cell mask or none'):
+        fold_views((clips, images), (clip_cells, None))
 
 
 def test_needed_frames():
