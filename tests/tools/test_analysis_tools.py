@@ -91,6 +91,7 @@ def test_benchmark_prints_both_variants_and_ratios(compare_run):
     assert 'fused_attention=reference' in text
     assert 'tokenize_all_frames=True' in text
     assert 'tokenizer_first=False' in text
+    assert 'joint_tokenizer=True' in text  # one batch for both streams
     assert 'gather_masked=False' in text
     # the config merges param groups; the official way has one per parameter
     assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in text

@@ -123,7 +123,8 @@ def dalle_conv(conv: Conv2d,
     Returns:
         Tensor: Shape (B, C_out, h, w).
     """
-    if scale != 1. and not exact_scale(scale, conv_dtype(conv, x)):
+    dtype = conv_dtype(conv, x)
+    if scale != 1. and not exact_scale(scale, dtype):
         return dalle_conv(conv, x, weights).mul_(scale)
     padding = (conv.kw - 1) // 2
     if torch.is_autocast_enabled(x.device.type):
@@ -136,7 +137,7 @@ def dalle_conv(conv: Conv2d,
         return F.conv2d(x, w, b, padding=padding)
     if scale == 1.:
         return conv(x)
-    dtype = conv_dtype(conv, x)  # mmpretrain's forward, scaled weights
+    # mmpretrain's forward, scaled weights
     if weights is not None:
         w, b = weights.of(conv, x.device.type, scale, dtype)
     else:

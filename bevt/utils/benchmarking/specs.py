@@ -24,7 +24,8 @@ OFFICIAL_SETTINGS = (
     ('model.target_generator.dtype', None),
     ('model.target_generator.channels_last', False),
     ('model.target_generator.inplace', False),
-    ('model.target_generator.chunk_size', 64),  # all frames at once
+    # every frame of the step in one batch (96 at 4 clips + 32 images)
+    ('model.target_generator.chunk_size', 4096),
     ('model.target_generator.stage_bytes', None),
 )
 #: ... and as the optimizer wrapper's constructor: one param group per
