@@ -242,6 +242,18 @@ def test_joint_tokenizer_gives_the_step_of_one_call_per_stream(first):
         tiny_bevt(joint_tokenizer='yes')
 
 
+def test_official_way_tokenizes_the_step_in_one_batch():
+    """The benchmark's official way, as the official head: every frame of
+    both streams (2 clips x 4 frames + 3 images) goes through the DALL-E
+    encoder in one batch, after the backbone."""
+    model = tiny_bevt(**official_kwargs()).train()
+    seen = []
+    model.target_generator.encoder.blocks.input.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].shape[0]))
+    _loss_and_grads(model, two_stream_batches())
+    assert seen == [11]
+
+
 def test_tensor_and_predict_modes():
     model = tiny_bevt().eval()
     video, image = model.data_preprocessor(two_stream_batches(), False)
