@@ -225,8 +225,8 @@ class BEVT(BaseModel):
     def _joint_inputs(self, inputs: Sequence[Dict[str, Tensor]],
                       all_frames: bool) -> Tuple[Tensor, Optional[Tensor]]:
         """The tokenizer views of several streams as one batch of frames
-        and their ``cell_mask`` (:func:`~bevt.models.tokenizers.frames.
-        fold_views`)."""
+        (F, 3, h, w) and their ``cell_mask`` (F, h/d, w/d) or None
+        (:func:`~bevt.models.tokenizers.frames.fold_views`)."""
         views, cells = zip(
             *[self._tokenizer_inputs(i, all_frames) for i in inputs])
         return fold_views(views, cells)

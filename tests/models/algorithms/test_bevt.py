@@ -216,8 +216,8 @@ def test_joint_streams_give_the_step_of_separate_passes():
 def test_joint_tokenizer_gives_the_step_of_one_call_per_stream(first):
     """``joint_tokenizer`` encodes the clip frames and the images of a step
     in one tokenizer call (as the official head): the same targets, so the
-    same losses and gradients, as one call per stream; its host reads (the
-    plan) still come before any queued work with ``tokenizer_first``."""
+    same losses and gradients, as one call per stream, with the tokenizer
+    before or after the backbone."""
     results = []
     for joint in (True, False):
         model = tiny_bevt(joint_tokenizer=joint, tokenizer_first=first).train()
@@ -430,6 +430,9 @@ def test_host_reads_come_before_any_queued_work(joint):
     assert host_reads_after_work(model) == (6, 0)
     official = tiny_bevt(joint_streams=joint, tokenizer_first=False).train()
     assert host_reads_after_work(official) == (0, 6)
+    # one tokenizer call for both streams: its frames, its one chunk's cells
+    one_call = tiny_bevt(joint_streams=joint, joint_tokenizer=True).train()
+    assert host_reads_after_work(one_call) == (4, 0)
 
 
 @pytest.mark.skipif(
