@@ -123,8 +123,8 @@ def dalle_conv(conv: Conv2d,
     Returns:
         Tensor: Shape (B, C_out, h, w).
     """
-    dtype = conv_dtype(conv, x)
-    if scale != 1. and not exact_scale(scale, dtype):
+    dtype = None if scale == 1. else conv_dtype(conv, x)  # scaled only
+    if dtype is not None and not exact_scale(scale, dtype):
         return dalle_conv(conv, x, weights).mul_(scale)
     padding = (conv.kw - 1) // 2
     if torch.is_autocast_enabled(x.device.type):
