@@ -13,6 +13,8 @@ from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
 
 Batch = Dict[str, Union[Dict[str, Tensor], list]]
+#: One stream's preprocessed inputs, or several streams' (a joint call)
+StreamInputs = Union[Dict[str, Tensor], Sequence[Dict[str, Tensor]]]
 _VIEW_HINT = ('the tokenizer view must be (H/16) x the tokenizer downsample '
               'pixels wide (112 px for DALL-E on 224 px inputs)')
 
@@ -232,8 +234,7 @@ class BEVT(BaseModel):
         return fold_views(views, cells)
 
     def plan_targets(self,
-                     inputs: Union[Dict[str, Tensor], Sequence[Dict[str,
-                                                                    Tensor]]],
+                     inputs: StreamInputs,
                      all_frames: bool = False) -> Optional[Any]:
         """The tokenizer's plan for :meth:`targets` of the same ``inputs``
         (what it reads from the masks on the host), or None if the
@@ -248,7 +249,7 @@ class BEVT(BaseModel):
 
     @torch.no_grad()
     def targets(self,
-                inputs: Union[Dict[str, Tensor], Sequence[Dict[str, Tensor]]],
+                inputs: StreamInputs,
                 all_frames: bool = False,
                 plan: Optional[Any] = None) -> Union[Tensor, List[Tensor]]:
         """Tokenizer targets of one stream, flattened to the token order;
@@ -282,21 +283,26 @@ class BEVT(BaseModel):
             return target.flatten(1, -2).detach()
         return target.flatten(1).detach()
 
+    def _one_tokenizer_call(self, inputs: List[Dict[str, Tensor]]) -> bool:
+        """Whether a step encodes all its streams in one tokenizer call
+        (``joint_tokenizer``, and more than one stream)."""
+        return self.joint_tokenizer and len(inputs) > 1
+
     def _all_targets(self, inputs: List[Dict[str, Tensor]], all_frames: bool,
                      plans: Optional[list]) -> List[Tensor]:
-        """:meth:`targets` of every stream, in one tokenizer call with
-        ``joint_tokenizer`` (``plans``: the one plan of
-        :meth:`_all_plans`)."""
+        """:meth:`targets` of every stream, in one call if
+        :meth:`_one_tokenizer_call`; ``plans``: :meth:`_all_plans` or None."""
+        if self._one_tokenizer_call(inputs):
+            plan = None if plans is None else plans[0]
+            return self.targets(inputs, all_frames, plan)
         plans = [None] * len(inputs) if plans is None else plans
-        if self.joint_tokenizer and len(inputs) > 1:
-            return self.targets(inputs, all_frames, plans[0])
         return [self.targets(i, all_frames, p) for i, p in zip(inputs, plans)]
 
     def _all_plans(self, inputs: List[Dict[str, Tensor]],
                    all_frames: bool) -> list:
-        """:meth:`plan_targets` of every stream, or of all at once with
-        ``joint_tokenizer``."""
-        if self.joint_tokenizer and len(inputs) > 1:
+        """:meth:`plan_targets` of every stream, or the one plan of all of
+        them if :meth:`_one_tokenizer_call`."""
+        if self._one_tokenizer_call(inputs):
             return [self.plan_targets(inputs, all_frames)]
         return [self.plan_targets(i, all_frames) for i in inputs]
 
