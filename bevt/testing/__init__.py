@@ -1,5 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
-"""Helpers for bevt's tests (tiny configs, paths, fresh interpreters)."""
+"""Helpers for bevt's tests (tiny configs, paths, fresh interpreters,
+CUDA's autocast on fake tensors)."""
+from ._fake_cuda import clear_shape_caches, fake_cuda_autocast
 from ._precision import (DEVICES, assert_grads_close, deterministic,
                          exact_float32, relative_error)
 from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
@@ -8,5 +10,6 @@ from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
 __all__ = [
     'REPO_ROOT', 'SMOKE_CONFIG', 'PRETRAIN_SMOKE_CONFIG', 'config_path',
     'fresh_env', 'run_python', 'DEVICES', 'assert_grads_close',
-    'deterministic', 'exact_float32', 'relative_error'
+    'deterministic', 'exact_float32', 'relative_error', 'fake_cuda_autocast',
+    'clear_shape_caches'
 ]

@@ -260,17 +260,18 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             if i == self.num_layers - 2:
                 lows = maps  # before merging
             if layer.downsample is not None:
-                maps = [self._merge(layer.downsample, x) for x in maps]
+                maps = self._merge(layer.downsample, maps)
         return lows, maps
 
-    def _merge(self, merging: nn.Module, x: Tensor) -> Tensor:
-        """The stage's ``downsample``: mmaction2's ``PatchMerging`` by one
-        gather (:func:`~.window_tokens.merge_patches`) unless the attention
-        is ``'reference'``."""
+    def _merge(self, merging: nn.Module, maps: List[Tensor]) -> List[Tensor]:
+        """The stage's ``downsample`` of each map: mmaction2's
+        ``PatchMerging`` by one gather, all maps at once
+        (:func:`~.window_tokens.merge_patches`) unless the attention is
+        ``'reference'``."""
         if type(merging) is PatchMerging and \
-                self.attention_kind(x.device) != 'reference':
-            return merge_patches(merging, x)
-        return merging(x)
+                self.attention_kind(maps[0].device) != 'reference':
+            return merge_patches(merging, maps)
+        return [merging(x) for x in maps]
 
     def _check_input(self, x: Tensor) -> None:
         pt, ph, pw = self.patch_size

@@ -31,7 +31,8 @@ import torch.utils.checkpoint as cp
 from mmaction.models.backbones.swin import SwinTransformerBlock3D
 from torch import Tensor
 
-from bevt.models.utils import cast_together
+from bevt.models.utils import (cast_together, layer_norm_params,
+                               norm_in_autocast_dtype)
 from .joint_drop_path import (drop_prob, joint_residual_add,
                               stage_drop_path_factors)
 from .relative_position import relative_position_biases
@@ -165,7 +166,9 @@ def joint_block_forward(block: SwinTransformerBlock3D,
     the residuals) run once on all rows; the attention between ``qkv`` and
     ``proj`` runs per stream (:func:`~.swin3d_ops.attention_core`). The
     rows come and go in the block's window order (:func:`run_blocks`
-    moves them), so the block itself gathers nothing.
+    moves them), so the block itself gathers nothing. Under an autocast,
+    rows already in its dtype are normalised in it
+    (:func:`~bevt.models.utils.norm_in_autocast_dtype`).
 
     Args:
         block (SwinTransformerBlock3D): The block (weights).
@@ -193,13 +196,18 @@ def joint_block_forward(block: SwinTransformerBlock3D,
         factors = None  # e.g. nn.Identity
     attn, mlp = block.attn, block.mlp
     shortcut = x
-    # the linears' weights as autocast would cast them, in one cast
-    qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b = cast_together([
-        attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias,
-        mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias
-    ], x.device.type)
+    # the linears' weights as autocast would cast them, and the norms'
+    # for a stream in the autocast dtype (norm_in_autocast_dtype), in one
+    (qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b, norm1_w,
+     norm1_b, norm2_w, norm2_b) = cast_together([
+         attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias,
+         mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
+         *layer_norm_params(block.norm1, x),
+         *layer_norm_params(block.norm2, x)
+     ], x.device.type)
     # (L, 3C): window rows of every stream
-    qkv = F.linear(block.norm1(x), qkv_w, qkv_b)
+    qkv = F.linear(
+        norm_in_autocast_dtype(block.norm1, x, norm1_w, norm1_b), qkv_w, qkv_b)
     sizes = [s.window[0] * s.window[1] * s.window[2] for s in streams]
     biases = relative_position_biases(attn, sizes)  # one read: (nH, N, N)
     outs = []
@@ -215,7 +223,8 @@ def joint_block_forward(block: SwinTransformerBlock3D,
     x = joint_residual_add(shortcut, out, block.drop_path,
                            None if factors is None else factors[0])
     # mmaction2's Mlp: fc1, act, drop, fc2, drop
-    hidden = mlp.drop(mlp.act(F.linear(block.norm2(x), fc1_w, fc1_b)))
+    normed = norm_in_autocast_dtype(block.norm2, x, norm2_w, norm2_b)
+    hidden = mlp.drop(mlp.act(F.linear(normed, fc1_w, fc1_b)))
     out = mlp.drop(F.linear(hidden, fc2_w, fc2_b))
     return joint_residual_add(x, out, block.drop_path,
                               None if factors is None else factors[1])

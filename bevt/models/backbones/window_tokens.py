@@ -24,6 +24,9 @@ import torch.nn.functional as F
 from mmaction.models.backbones.swin import PatchMerging, window_partition
 from torch import Tensor
 
+from bevt.models.utils import (cast_together, layer_norm_params,
+                               norm_in_autocast_dtype)
+
 
 def padded_size(size: Sequence[int], window: Sequence[int]) -> List[int]:
     """Each side of ``size`` rounded up to a multiple of ``window``."""
@@ -152,9 +155,10 @@ def reverse_tokens(windows: Tensor, window: Sequence[int],
     return tokens.view(batch, *size, C)
 
 
-def merge_patches(merging: PatchMerging, x: Tensor) -> Tensor:
-    """``PatchMerging.forward``, its 2x2 neighbourhoods gathered by one
-    copy.
+def merge_patches(merging: PatchMerging,
+                  maps: Sequence[Tensor]) -> List[Tensor]:
+    """``PatchMerging.forward`` of each of ``maps``, its 2x2 neighbourhoods
+    gathered by one copy.
 
     mmaction2's merging takes the four strided slices ``x[:, :, i::2, j::2]``
     and concatenates them along the channels; in the backward each slice
@@ -164,13 +168,34 @@ def merge_patches(merging: PatchMerging, x: Tensor) -> Tensor:
     C), so here one permuted copy makes it (its backward: one copy back).
     The values are copied, not computed: bitwise the same result.
 
+    Under an autocast the norm of a map already in its dtype runs in it
+    (:func:`~bevt.models.utils.norm_in_autocast_dtype`); its weights are
+    cast with the reduction's, in one cast for all maps (as autocast casts
+    the reduction's weight once for all, its cache).
+
     Args:
         merging (PatchMerging): The stage's ``downsample`` (weights).
-        x (Tensor): Map (B, D, H, W, C).
+        maps (Sequence[Tensor]): Maps (B, D, H, W, C), e.g. one per stream.
 
     Returns:
-        Tensor: Map (B, D, ceil(H/2), ceil(W/2), out_channels).
+        list[Tensor]: Per map (B, D, ceil(H/2), ceil(W/2), out_channels).
     """
+    maps = [_neighbourhoods(x) for x in maps]
+    norm_w, norm_b = layer_norm_params(merging.norm, maps[0])
+    weight = merging.reduction.weight
+    if norm_w is not None or norm_b is not None:
+        norm_w, norm_b, weight = cast_together([norm_w, norm_b, weight],
+                                               maps[0].device.type)
+    return [
+        F.linear(
+            norm_in_autocast_dtype(merging.norm, x, norm_w, norm_b), weight,
+            merging.reduction.bias) for x in maps
+    ]
+
+
+def _neighbourhoods(x: Tensor) -> Tensor:
+    """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 4C) in the channel
+    order of mmaction2's ``PatchMerging`` (:func:`merge_patches`)."""
     B, D, H, W, C = x.shape
     if H % 2 or W % 2:  # as mmaction2: pad the bottom / right by one
         x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
@@ -178,5 +203,4 @@ def merge_patches(merging: PatchMerging, x: Tensor) -> Tensor:
     # (B, D, H2, dh, W2, dw, C) -> (B, D, H2, W2, dw, dh, C): the order
     # of mmaction2's cat of x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], ...
     x = x.view(B, D, H2, 2, W2, 2, C).permute(0, 1, 2, 4, 5, 3, 6)
-    x = x.reshape(B, D, H2, W2, 4 * C)
-    return merging.reduction(merging.norm(x))
+    return x.reshape(B, D, H2, W2, 4 * C)

@@ -8,12 +8,13 @@ import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 from test_bevt_swin import tiny_backbone  # a sibling test module
 
-from bevt.models.backbones import joint_streams
+from bevt.models.backbones import joint_streams, window_tokens
 from bevt.models.backbones.joint_drop_path import (joint_residual_add,
                                                    stage_drop_path_factors)
 from bevt.models.backbones.joint_streams import (joint_token_order,
                                                  joint_transition)
 from bevt.models.backbones.window_tokens import partition_tokens
+from bevt.models.utils import layer_norm_params, norm_in_autocast_dtype
 from bevt.testing import assert_grads_close
 from bevt.utils.benchmarking import count_ops
 
@@ -235,9 +236,9 @@ def test_compiled_graph_holds_the_window_indices_as_constants():
 def test_one_cast_one_bias_read_one_merge_copy(fused, monkeypatch):
     """Under a bf16 autocast, the joint block's weights cast together
     (``cast_together``), both streams' biases read at once and the patch
-    merging's one-copy gather give the outputs of autocast's per-call
-    casts, per-stream reads and mmaction2's merging bitwise (gradients:
-    the bias table's sums in another order), with fewer operators."""
+    merging's one-copy gather give the outputs of one cast per weight,
+    per-stream reads and mmaction2's merging bitwise (gradients: the bias
+    table's sums in another order), with fewer operators."""
     from bevt.models.backbones import bevt_swin
     from bevt.models.backbones.relative_position import relative_position_bias
 
@@ -250,19 +251,37 @@ def test_one_cast_one_bias_read_one_merge_copy(fused, monkeypatch):
 
     outs, grads = run()
     ops = sum(n for k, n in count_ops(run).items() if '.' not in k)
-    monkeypatch.setattr(joint_streams, 'cast_together',
-                        lambda tensors, device_type: tuple(tensors))
+
+    def cast_each(tensors, device_type):  # as autocast, one at a time
+        dtype = torch.get_autocast_dtype(device_type)
+        return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+    monkeypatch.setattr(joint_streams, 'cast_together', cast_each)
     monkeypatch.setattr(
         joint_streams, 'relative_position_biases',
         lambda attn, sizes: [relative_position_bias(attn, n) for n in sizes])
-    monkeypatch.setattr(bevt_swin, 'merge_patches',
-                        lambda merging, x: merging(x))
+
+    def merge_by_slices(merging, maps):  # mmaction2's gather, same norm
+        weight, bias = cast_each(
+            layer_norm_params(merging.norm, maps[0]),
+            'cpu')  # once for all maps
+        outs = []
+        for x in maps:
+            x = torch.cat(
+                [x[:, :, i::2, j::2] for j in (0, 1) for i in (0, 1)], -1)
+            outs.append(
+                merging.reduction(
+                    norm_in_autocast_dtype(merging.norm, x, weight, bias)))
+        return outs
+
+    monkeypatch.setattr(bevt_swin, 'merge_patches', merge_by_slices)
     ref_outs, ref_grads = run()
     ref_ops = sum(n for k, n in count_ops(run).items() if '.' not in k)
     for out, ref in zip(outs, ref_outs):
         assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
     assert_grads_close(grads, ref_grads, 1e-5)
-    # per block: 12 casts and an index_select (+ its backward); per merge
+    # per block: 12 casts of the linears' and 4 of the norms' weights less
+    # one cat and cast, and an index_select (+ their backward); per merge
     # and stream: 6 operators
     assert ref_ops - ops >= 8 * 15 + 2 * 2 * 6, (ops, ref_ops)
 
@@ -286,3 +305,50 @@ def test_compiled_joint_streams_train_under_autocast():
     for out, ref in zip(compiled_outs, outs):
         torch.testing.assert_close(out, ref, atol=0.05, rtol=0.05)
     assert_grads_close(compiled_grads, grads, 0.05)
+
+
+def test_cuda_autocast_casts_no_bf16_stream_for_its_norms(monkeypatch):
+    """Under CUDA's bf16 autocast (on fake CUDA tensors: no GPU needed), the
+    norms of a bf16 stream (stages 2-4 of each block, and the merging of
+    stages 2 and 3) run in bf16: 4 casts of activations fewer per block and
+    2 per merge and stream in the forward than under autocast's float32
+    LayerNorm, which the check emulates (all norm inputs float32)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from bevt.testing import fake_cuda_autocast
+
+    class NormInputs(TorchDispatchMode):
+
+        def __init__(self):
+            super().__init__()
+            self.dtypes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ == 'native_layer_norm':
+                self.dtypes.append(args[0].dtype)
+            return func(*args, **(kwargs or {}))
+
+    def forward():
+        model = tiny_backbone(fused_attention=True).train()
+        with fake_cuda_autocast(model) as device:
+            video = torch.randn(2, 3, 8, 64, 64, device=device)
+            image = torch.randn(3, 3, 64, 64, device=device)
+            masks = (torch.rand(2, 4, 4, 4, device=device)
+                     > 0.5, torch.rand(3, 4, 4, device=device) > 0.5)
+            with NormInputs() as norms:
+                counts = count_ops(lambda: model([video, image], masks))
+            outs = model([video, image], masks)
+        assert [o.device.type for o in outs] == ['cuda', 'cuda']
+        return counts.get('_to_copy', 0), norms.dtypes
+
+    casts, dtypes = forward()
+    # patch embeddings, final norms and the first stage's blocks and merge
+    # see the float32 stream of the patch embedding's norm
+    assert dtypes.count(torch.bfloat16) == 3 * 2 * 2 + 2 * 2
+    monkeypatch.setattr(joint_streams, 'norm_in_autocast_dtype',
+                        lambda norm, x, weight, bias: norm(x))
+    monkeypatch.setattr(window_tokens, 'norm_in_autocast_dtype',
+                        lambda norm, x, weight, bias: norm(x))
+    policy_casts, policy_dtypes = forward()
+    assert set(policy_dtypes) == {torch.float32}  # CUDA's autocast applied
+    assert policy_casts - casts >= 4 * 6 + 2 * 2 * 2, (casts, policy_casts)
