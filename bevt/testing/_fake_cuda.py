@@ -42,7 +42,9 @@ def fake_cuda_autocast(module: nn.Module,
     fake tensor mode with CUDA's autocast to ``dtype`` on.
 
     Inside, make the inputs on the yielded device (``torch.randn(...,
-    device=device)``) and run the forward. On exit the module is left with
+    device=device)``) and run the forward. Autocast's cache of weight casts
+    lasts until the context ends (``torch.clear_autocast_cache()`` between
+    passes counts each as a step would). On exit the module is left with
     its fake tensors (build a new one to run for real), autocast is off
     again and :func:`clear_shape_caches` drops the caches the pass filled.
 
@@ -73,6 +75,7 @@ def fake_cuda_autocast(module: nn.Module,
             torch.set_autocast_enabled('cuda', True)
             yield torch.device(device)
     finally:
+        torch.clear_autocast_cache()  # as leaving an autocast does
         torch.set_autocast_enabled('cuda', enabled)
         torch.set_autocast_dtype('cuda', old_dtype)
         clear_shape_caches()
