@@ -119,3 +119,49 @@ def relative_position_bias(attn: WindowAttention3D, N: int) -> Tensor:
         Tensor: Shape (nH, N, N).
     """
     return relative_position_biases(attn, (N, ))[0]
+
+
+class _MaskedBias(torch.autograd.Function):
+    """``(bias.unsqueeze(0) + mask.unsqueeze(1)).to(dtype)`` in one
+    operator each way: the sum made in float32 and written in ``dtype``
+    (``add(..., out=)``), and the gradient summed over the windows in float32
+    from the ``dtype`` one (``sum(dtype=)``), where autograd takes an add and
+    a cast forward, and a cast and a sum back."""
+
+    @staticmethod
+    def forward(ctx, bias: Tensor, mask: Tensor, dtype: torch.dtype) -> Tensor:
+        ctx.source = bias.dtype
+        out = bias.new_empty(
+            (mask.shape[0], ) + tuple(bias.shape), dtype=dtype)
+        return torch.add(bias.unsqueeze(0), mask.unsqueeze(1), out=out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None]:
+        return grad.sum(0, dtype=ctx.source), None, None
+
+
+def masked_bias(bias: Tensor, mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A window attention's additive mask: the relative-position bias plus
+    the shifted-window mask of each window, in the dtype of the attention.
+
+    The same values as ``(bias.unsqueeze(0) + mask.unsqueeze(1)).to(dtype)``
+    (bitwise: the sum in the inputs' dtype, rounded once), and the same
+    gradient up to the order of the sum over the windows, with one operator
+    each way instead of two (:class:`_MaskedBias`); under an autocast
+    (``dtype`` below the bias's), the (nW, nH, N, N) sum is not written in
+    float32 and read again, nor its gradient. Under ``torch.compile``, and
+    when no cast is needed, it is autograd's formula.
+
+    Args:
+        bias (Tensor): (nH, N, N) relative-position bias, float32.
+        mask (Tensor): (nW, N, N) additive shift mask (not trained).
+        dtype (torch.dtype): The attention's dtype (e.g. bf16 under an
+            autocast).
+
+    Returns:
+        Tensor: (nW, nH, N, N) in ``dtype``.
+    """
+    if dtype == bias.dtype or torch.compiler.is_compiling() or \
+            mask.requires_grad or mask.dtype != bias.dtype:
+        return (bias.unsqueeze(0) + mask.unsqueeze(1)).to(dtype)
+    return _MaskedBias.apply(bias, mask, dtype)

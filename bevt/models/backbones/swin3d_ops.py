@@ -29,7 +29,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from .qkv_views import split_qkv
-from .relative_position import relative_position_bias
+from .relative_position import masked_bias, relative_position_bias
 from .window_tokens import padded_size, partition_tokens, reverse_tokens
 
 
@@ -217,7 +217,7 @@ def fused_attention_core(attn: WindowAttention3D,
     if bias is None:
         bias = relative_position_bias(attn, N)  # (nH, N, N)
     if mask is not None:
-        bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # (nW, nH, N, N)
+        bias = masked_bias(bias, mask, qkv.dtype)  # (nW, nH, N, N)
     per_window = mask is None or batch == 1
     if per_window:
         # the bias broadcasts over the (B*nW) windows as they come: q, k

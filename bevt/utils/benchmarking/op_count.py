@@ -9,8 +9,9 @@ from typing import Any, Callable, Dict, Iterator, List
 
 #: ATen operators that allocate, alias or read a value back: no kernel
 NO_KERNEL_OPS = frozenset({
-    'empty', 'empty_strided', 'empty_like', 'detach', 'alias', 'lift_fresh',
-    '_unsafe_view', 'set_', 'resize_', '_local_scalar_dense'
+    'empty', 'empty_strided', 'empty_like', 'new_empty', 'new_empty_strided',
+    'detach', 'alias', 'lift_fresh', '_unsafe_view', 'set_', 'resize_',
+    '_local_scalar_dense'
 })
 #: ATen operators whose result the host must wait for on CUDA (a value, or
 #: the size of the output)

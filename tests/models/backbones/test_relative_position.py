@@ -82,3 +82,38 @@ def test_table_gradient_is_made_in_the_tables_layout():
                         weights.permute(1, 2, 0).reshape(-1, 3),
                         accumulate=True)
     torch.testing.assert_close(table.grad, expected)
+
+
+def test_masked_bias_is_one_operator_each_way():
+    """The bias plus the shift mask in bf16: autograd's add-then-cast
+    bitwise, the float32 gradient summed over the windows in the same
+    order, one operator each way instead of two."""
+    from bevt.models.backbones.relative_position import masked_bias
+
+    torch.manual_seed(0)
+    bias = torch.randn(3, 49, 49, requires_grad=True)
+    mask = torch.where(torch.rand(4, 49, 49) > 0.5, -100., 0.)
+    grad = torch.randn(4, 3, 49, 49).bfloat16()
+
+    def run(fn):
+        bias.grad = None
+        out = fn(bias, mask)
+        out.backward(grad)
+        return out, bias.grad
+
+    def autograds(b, m):
+        return (b.unsqueeze(0) + m.unsqueeze(1)).to(torch.bfloat16)
+
+    def ours(b, m):
+        return masked_bias(b, m, torch.bfloat16)
+
+    out, bias_grad = run(ours)
+    ref, ref_grad = run(autograds)
+    assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
+    assert bias_grad.dtype == torch.float32
+    torch.testing.assert_close(bias_grad, ref_grad, rtol=1e-6, atol=1e-6)
+    assert sum(count_ops(lambda: run(ours)).values()) + 2 == sum(
+        count_ops(lambda: run(autograds)).values())
+    # no cast needed: autograd's formula
+    same = masked_bias(bias, mask, torch.float32)
+    assert torch.equal(same, bias.unsqueeze(0) + mask.unsqueeze(1))
