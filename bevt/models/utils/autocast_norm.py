@@ -51,8 +51,10 @@ def norm_in_autocast_dtype(norm: nn.Module, x: Tensor,
     CPU and CUDA alike and round the output once, as the cast after
     autocast's float32 norm does; the weights are the norm's rounded to
     the autocast dtype (as autocast rounds a linear's), so the outputs
-    differ from autocast's by about an ulp of the autocast dtype, and the
-    weights' gradients are rounded to it once (as a linear's are).
+    differ from autocast's by about an ulp of the autocast dtype. CUDA's
+    kernel sums the weights' gradients in float32 and rounds them once to
+    the autocast dtype (as a linear's); the CPU's, bf16 or mixed (what
+    CPU's autocast runs), sum them less precisely alike (about 1 % off).
 
     Args:
         norm (nn.Module): The norm (e.g. a block's ``norm1``).
