@@ -92,7 +92,7 @@ def test_norm_falls_back_to_the_module(case):
         x = x.bfloat16()
         params = layer_norm_params(norm, x)
         if case == 'not cast':
-            assert params == [norm.weight, norm.bias]
+            assert params[0] is norm.weight and params[1] is norm.bias
             out = norm_in_autocast_dtype(norm, x, *params)  # float32 ones
             assert torch.equal(out, norm(x))
         elif case == 'no affine':
