@@ -45,8 +45,8 @@ def fake_cuda_autocast(module: nn.Module,
     device=device)``) and run the forward. Autocast's cache of weight casts
     lasts until the context ends (``torch.clear_autocast_cache()`` between
     passes counts each as a step would). On exit the module is left with
-    its fake tensors (build a new one to run for real), autocast is off
-    again and :func:`clear_shape_caches` drops the caches the pass filled.
+    its fake tensors (build a new one to run for real), autocast is as it
+    was and :func:`clear_shape_caches` drops the caches the pass filled.
 
     Args:
         module (nn.Module): The model (its parameters are replaced).
@@ -59,10 +59,12 @@ def fake_cuda_autocast(module: nn.Module,
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    enabled = torch.is_autocast_enabled('cuda')
-    old_dtype = torch.get_autocast_dtype('cuda')
     try:
-        with mode, warnings.catch_warnings():
+        # a disabled autocast context (it refuses to enable itself without
+        # a GPU), then switched on: nested as under a real one (inner
+        # contexts keep the weight cache) and undone on exit
+        with mode, warnings.catch_warnings(), \
+                torch.autocast('cuda', enabled=False):
             # bevt's per-buffer caches key on data pointers (fake: none)
             warnings.filterwarnings('ignore', 'Accessing the data pointer')
             for sub in module.modules():
@@ -75,7 +77,4 @@ def fake_cuda_autocast(module: nn.Module,
             torch.set_autocast_enabled('cuda', True)
             yield torch.device(device)
     finally:
-        torch.clear_autocast_cache()  # as leaving an autocast does
-        torch.set_autocast_enabled('cuda', enabled)
-        torch.set_autocast_dtype('cuda', old_dtype)
         clear_shape_caches()
