@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List
 
 #: ATen operators that allocate, alias or read a value back: no kernel
+#: (``device``: ``prim::device``, which fake tensors dispatch)
 NO_KERNEL_OPS = frozenset({
     'empty', 'empty_strided', 'empty_like', 'new_empty', 'new_empty_strided',
     'detach', 'alias', 'lift_fresh', '_unsafe_view', 'set_', 'resize_',
-    '_local_scalar_dense'
+    '_local_scalar_dense', 'device'
 })
 #: ATen operators whose result the host must wait for on CUDA (a value, or
 #: the size of the output)
