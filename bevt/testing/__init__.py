@@ -1,7 +1,5 @@
 # Copyright (c) bevt contributors. All rights reserved.
-"""Helpers for bevt's tests (tiny configs, paths, fresh interpreters,
-CUDA's autocast on fake tensors)."""
-from ._fake_cuda import clear_shape_caches, fake_cuda_autocast
+"""Helpers for bevt's tests (tiny configs, paths, fresh interpreters)."""
 from ._precision import (DEVICES, assert_grads_close, deterministic,
                          exact_float32, relative_error)
 from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
@@ -10,6 +8,5 @@ from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
 __all__ = [
     'REPO_ROOT', 'SMOKE_CONFIG', 'PRETRAIN_SMOKE_CONFIG', 'config_path',
     'fresh_env', 'run_python', 'DEVICES', 'assert_grads_close',
-    'deterministic', 'exact_float32', 'relative_error', 'fake_cuda_autocast',
-    'clear_shape_caches'
+    'deterministic', 'exact_float32', 'relative_error'
 ]

@@ -217,6 +217,43 @@ def test_benchmark_backbone_only_with_size_overrides():
     _positive([float(match.group(1))])
 
 
+def test_benchmark_fake_cuda_counts_the_backbone_forward(tmp_path):
+    """--fake-cuda: CUDA's autocast on fake tensors, no GPU. The official
+    way (one pass per stream, mmaction2's attention) runs more operators
+    and keeps more for the backward than the default; float32 casts
+    nothing between the layers."""
+
+    def counts(*args):
+        out = tmp_path / 'counts.json'
+        proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG,
+                    '--fake-cuda', '--videos', '2', '--images', '3', '--json',
+                    str(out), *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        payload = json.loads(out.read_text())
+        text = proc.stdout
+        assert f'operators           {payload["operators"]}' in text
+        assert f'casts (_to_copy)    {payload["casts"]}' in text
+        assert 'saved for backward' in text
+        assert payload['videos'] == 2 and payload['images'] == 3
+        return payload, text
+
+    bf16, text = counts()
+    assert 'precision: CUDA autocast bf16' in text
+    assert bf16['operators'] > 0 and bf16['saved_bytes'] > 0
+    assert bf16['ops']['native_layer_norm'] > 0
+    assert 'device' not in bf16['ops']
+    official, _ = counts('--official')
+    assert official['operators'] > 1.5 * bf16['operators'], (official, bf16)
+    assert official['saved_bytes'] > bf16['saved_bytes']
+    float32, text = counts('--amp', 'none')
+    assert 'precision: float32' in text
+    assert float32['casts'] < bf16['casts']
+    proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--fake-cuda',
+                '--backbone-only')
+    assert proc.returncode == 2
+    assert 'not with --backbone-only' in proc.stderr
+
+
 def test_benchmark_reports_bad_arguments():
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--arch', '{"depths":[2]}')
     assert proc.returncode == 2

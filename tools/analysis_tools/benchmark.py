@@ -31,7 +31,9 @@ weights and batches, runs both interleaved and prints the ratios;
 ``--backbone-only`` compares the Video Swin train step of our backbone with
 mmaction2's ``SwinTransformer3D`` (``--compile``: also under
 ``torch.compile``); ``--compare model.compile_backbone=True`` times the full
-step with the compiled backbone.
+step with the compiled backbone; ``--fake-cuda`` counts (does not time) the
+backbone's forward under CUDA's autocast on fake CUDA tensors, without a
+GPU.
 
 This file is the command line and the step runs; the config edits and
 synthetic batches, the measurement primitives, the report and the
@@ -59,6 +61,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bevt.utils.benchmarking.backbone import backbone_benchmark
+from bevt.utils.benchmarking.fake_cuda import fake_cuda_benchmark
 from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              compiled_graphs, eager_modules,
                                              flop_counter,
@@ -143,6 +146,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'sum) of BEVTSwinTransformer3D\'s video path against mmaction2\'s '
         'SwinTransformer3D with the same weights')
     parser.add_argument(
+        '--fake-cuda',
+        action='store_true',
+        help='count, not time, one forward of the backbone on --videos '
+        'clips and --images images under CUDA\'s autocast (--amp, default '
+        'bf16) on fake CUDA tensors: its operators, casts and the bytes it '
+        'keeps for the backward, as on a GPU; needs no GPU')
+    parser.add_argument(
         '--compile',
         action='store_true',
         help='with --backbone-only: also time our encoder under '
@@ -199,6 +209,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if value is not None and value < low:
             parser.error(f'--{name.replace("_", "-")} must be >= {low}, '
                          f'got {value}')
+    if args.fake_cuda:
+        clash = [
+            name for name in ('backbone_only', 'compare', 'profile', 'compile')
+            if getattr(args, name)
+        ]
+        if clash:
+            parser.error('--fake-cuda counts the backbone forward alone; not '
+                         'with --' + clash[0].replace('_', '-'))
     if args.profile and args.backbone_only:
         parser.error('--profile profiles the full step; it does not work '
                      'with --backbone-only')
@@ -651,6 +669,14 @@ def _main(args: argparse.Namespace) -> int:
     ]
     if notes:
         info.append('size overrides: ' + ', '.join(notes))
+    if args.fake_cuda:
+        print('\n'.join(['== backbone forward on fake CUDA tensors =='] +
+                        info))
+        payload = fake_cuda_benchmark(cfg, args, specs)
+        payload.update(config=args.config, settings=settings_a)
+        if args.json:
+            write_json(args.json, payload)
+        return 0
     if args.backbone_only:
         print('\n'.join(['== backbone train step =='] + info))
         payload = backbone_benchmark(cfg, args, device, specs)

@@ -315,7 +315,7 @@ def test_cuda_autocast_casts_no_bf16_stream_for_its_norms(monkeypatch):
     LayerNorm, which the check emulates (all norm inputs float32)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from bevt.testing import fake_cuda_autocast
+    from bevt.utils.benchmarking import fake_cuda_autocast
 
     class NormInputs(TorchDispatchMode):
 

@@ -1,0 +1,239 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""CUDA's autocast without a GPU: a forward pass on fake CUDA tensors.
+
+Autocast's policies differ per device (CUDA runs ``layer_norm``, ``sum``
+and ``softmax`` in float32 and promotes ``addcmul``; the CPU's autocast does
+none of these), so the casts of a CUDA step cannot be counted by running it
+on the CPU. Fake tensors (:class:`torch._subclasses.FakeTensorMode`) carry a
+CUDA device without memory or a GPU, and the dispatcher applies CUDA's
+autocast to them once it is switched on (``torch.autocast('cuda')`` itself
+refuses without a GPU): the operators of a CUDA forward, with their dtypes,
+are then seen by a dispatch mode such as :func:`~.op_count.count_ops`. Not
+the backward: the autograd engine needs a real device for CUDA tensors; but
+what the forward keeps for it is measured (:class:`SavedTensorBytes`).
+``tools/analysis_tools/benchmark.py --fake-cuda`` counts a config's
+backbone this way (:func:`fake_cuda_backbone_counts`).
+"""
+import argparse
+import functools
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+
+def clear_shape_caches() -> None:
+    """Clear the ``functools.lru_cache`` functions of bevt's and mmaction2's
+    modules (window orders, shift masks, keep probabilities...), e.g. of
+    the fake tensors that a fake CUDA pass put in them."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(('bevt.', 'mmaction.')):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, functools._lru_cache_wrapper):
+                value.cache_clear()
+
+
+@contextmanager
+def fake_cuda_autocast(module: Any,
+                       dtype: Optional[Any] = 'bfloat16',
+                       device: str = 'cuda') -> Iterator[Any]:
+    """``module``'s parameters and buffers as fake CUDA tensors, under a
+    fake tensor mode with CUDA's autocast to ``dtype`` on (None: off).
+
+    Inside, make the inputs on the yielded device (``torch.randn(...,
+    device=device)``) and run the forward. Autocast's cache of weight casts
+    lasts until the context ends (``torch.clear_autocast_cache()`` between
+    passes counts each as a step would). On exit the module is left with
+    its fake tensors (build a new one to run for real), autocast is as it
+    was and :func:`clear_shape_caches` drops the caches the pass filled.
+
+    Args:
+        module (nn.Module): The model (its parameters are replaced).
+        dtype (torch.dtype | str, optional): Autocast dtype (a dtype or its
+            name in ``torch``); None runs without autocast. Defaults to
+            'bfloat16'.
+        device (str): The fake device. Defaults to 'cuda'.
+
+    Yields:
+        torch.device: The device to make inputs on.
+    """
+    import torch
+    import torch.nn as nn
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    try:
+        # a disabled autocast context (it refuses to enable itself without
+        # a GPU), then switched on: nested as under a real one (inner
+        # contexts keep the weight cache) and undone on exit
+        with mode, warnings.catch_warnings(), \
+                torch.autocast('cuda', enabled=False):
+            # bevt's per-buffer caches key on data pointers (fake: none)
+            warnings.filterwarnings('ignore', 'Accessing the data pointer')
+            for sub in module.modules():
+                for name, param in list(sub.named_parameters(recurse=False)):
+                    fake = mode.from_tensor(param).to(device)
+                    setattr(sub, name, nn.Parameter(fake, param.requires_grad))
+                for name, buf in list(sub.named_buffers(recurse=False)):
+                    setattr(sub, name, mode.from_tensor(buf).to(device))
+            if dtype is not None:
+                torch.set_autocast_dtype('cuda', dtype)
+                torch.set_autocast_enabled('cuda', True)
+            yield torch.device(device)
+    finally:
+        clear_shape_caches()
+
+
+class SavedTensorBytes:
+    """Bytes of the distinct storages that autograd keeps for the backward
+    of the forward run inside ``with meter:`` (a ``saved_tensors_hooks``
+    pack hook; views of one storage count once). Works on fake tensors."""
+
+    def __init__(self) -> None:
+        self.storages: Dict[int, int] = {}
+        self._hooks: Any = None
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+    def _pack(self, tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        self.storages[key] = max(self.storages.get(key, 0), storage.nbytes())
+        return tensor
+
+    def __enter__(self) -> 'SavedTensorBytes':
+        import torch
+
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, lambda tensor: tensor)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._hooks.__exit__(*exc)
+
+
+def fake_cuda_backbone_counts(backbone: Any, videos: int, images: int,
+                              clip_len: int, video_crop: Tuple[int, int],
+                              image_crop: Tuple[int, int],
+                              dtype: Optional[Any]) -> Dict[str, Any]:
+    """Operators, casts and saved bytes of one forward of ``backbone`` on
+    both streams under CUDA's autocast, on fake CUDA tensors.
+
+    One forward fills the caches (window orders, masks), then one more is
+    counted with autocast's weight cache emptied, as at the start of a
+    step. The attention counts as CUDA's fused kernels run it: one
+    operator, keeping its inputs (:func:`~.op_count.count_ops`).
+
+    Args:
+        backbone (nn.Module): A ``BEVTSwinTransformer3D`` (its parameters
+            become fake tensors).
+        videos (int): Clips (0: no video stream).
+        images (int): Images (0: no image stream).
+        clip_len (int): Frames per clip.
+        video_crop (tuple[int, int]): (H, W) of the clips.
+        image_crop (tuple[int, int]): (H, W) of the images.
+        dtype (torch.dtype, optional): Autocast dtype; None: float32.
+
+    Returns:
+        dict: ``operators`` (total), ``casts`` (``_to_copy``),
+        ``saved_bytes`` and ``ops`` (calls per operator name).
+    """
+    from collections import Counter
+
+    import torch
+
+    from .op_count import count_ops, sdpa_as_one_operator
+
+    backbone.train()
+    patch, scale = backbone.patch_size, backbone.mask_scale
+
+    def grid(crop):  # the mask grid of a view
+        return (crop[0] // (patch[1] * scale), crop[1] // (patch[2] * scale))
+
+    with fake_cuda_autocast(backbone, dtype) as device:
+        inputs, masks = [], []
+        if videos:
+            inputs.append(
+                torch.randn(videos, 3, clip_len, *video_crop, device=device))
+            masks.append(
+                torch.rand(
+                    videos,
+                    clip_len // patch[0],
+                    *grid(video_crop),
+                    device=device) > 0.5)
+        if images:
+            inputs.append(torch.randn(images, 3, *image_crop, device=device))
+            masks.append(
+                torch.rand(images, *grid(image_crop), device=device) > 0.5)
+        backbone(inputs, masks)
+        torch.clear_autocast_cache()
+        counts = count_ops(lambda: backbone(inputs, masks))
+        torch.clear_autocast_cache()
+        with sdpa_as_one_operator(Counter(), [False]), \
+                SavedTensorBytes() as saved:
+            backbone(inputs, masks)
+    ops = {k: n for k, n in counts.items() if not k.startswith('host_sync.')}
+    return dict(
+        operators=sum(ops.values()),
+        casts=ops.get('_to_copy', 0),
+        saved_bytes=saved.bytes,
+        ops=ops)
+
+
+def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
+                        specs: Dict[str, Any]) -> Dict[str, Any]:
+    """``--fake-cuda`` of ``tools/analysis_tools/benchmark.py``: print and
+    return :func:`fake_cuda_backbone_counts` of the config's backbone on
+    ``--videos`` clips and ``--images`` images (default: the config's
+    batch sizes) under ``--amp`` (default bf16; 'none': float32)."""
+    import torch
+
+    from bevt.registry import MODELS
+    from .measure import quiet_logger
+
+    counts = {}
+    for stream, flag in (('video', args.videos), ('img', args.images)):
+        default = specs[stream].batch_size if stream in specs else 0
+        counts[stream] = default if flag is None else flag
+        if counts[stream] and stream not in specs:
+            raise ValueError(f'--{"videos" if stream == "video" else "images"}'
+                             f' {flag}, but the config has no {stream} '
+                             'pipeline')
+    if not any(counts.values()):
+        raise ValueError('nothing to count: --videos and --images are both 0')
+    amp = args.amp or 'bf16'
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(amp)
+    torch.manual_seed(args.seed)
+    with quiet_logger():
+        backbone = MODELS.build(cfg.model.backbone)
+    video, image = specs.get('video'), specs.get('img')
+    result = fake_cuda_backbone_counts(backbone, counts['video'],
+                                       counts['img'],
+                                       video.clip_len if video else 0,
+                                       video.crop if video else (0, 0),
+                                       image.crop if image else (0, 0), dtype)
+    top = sorted(result['ops'].items(), key=lambda kv: -kv[1])[:12]
+    print('batch: ' + '; '.join(specs[s].describe(n)
+                                for s, n in counts.items() if n))
+    print(f'precision: CUDA autocast {amp}'
+          if dtype is not None else 'precision: float32')
+    print('counted: the second forward (caches filled by the first), '
+          'autocast\'s weight cache emptied as at a step\'s start; an '
+          'attention is one operator keeping its inputs, as CUDA\'s fused '
+          'kernels; not the backward (the autograd engine needs a GPU)\n')
+    print(f'operators           {result["operators"]}')
+    print(f'casts (_to_copy)    {result["casts"]}')
+    print(f'saved for backward  {result["saved_bytes"] / 1e9:.2f} GB')
+    print('most called: ' + ', '.join(f'{k} {n}' for k, n in top))
+    return dict(
+        mode='fake-cuda',
+        amp=amp,
+        videos=counts['video'],
+        images=counts['img'],
+        **result)
