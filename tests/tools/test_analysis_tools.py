@@ -242,7 +242,8 @@ def test_benchmark_fake_cuda_counts_the_backbone_forward(tmp_path):
     assert bf16['operators'] > 0 and bf16['saved_bytes'] > 0
     assert bf16['ops']['native_layer_norm'] > 0
     assert 'device' not in bf16['ops']
-    official, _ = counts('--official')
+    official, text = counts('--official')
+    assert 'settings: ' in text and 'fused_attention=reference' in text
     assert official['operators'] > 1.5 * bf16['operators'], (official, bf16)
     assert official['saved_bytes'] > bf16['saved_bytes']
     float32, text = counts('--amp', 'none')

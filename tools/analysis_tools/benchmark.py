@@ -671,7 +671,9 @@ def _main(args: argparse.Namespace) -> int:
         info.append('size overrides: ' + ', '.join(notes))
     if args.fake_cuda:
         print('\n'.join(['== backbone forward on fake CUDA tensors =='] +
-                        info))
+                        info +
+                        (['settings: ' +
+                          ', '.join(settings_a)] if settings_a else [])))
         payload = fake_cuda_benchmark(cfg, args, specs)
         payload.update(config=args.config, settings=settings_a)
         if args.json:

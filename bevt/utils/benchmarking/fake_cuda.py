@@ -118,10 +118,14 @@ class SavedTensorBytes:
         self._hooks.__exit__(*exc)
 
 
-def fake_cuda_backbone_counts(backbone: Any, videos: int, images: int,
-                              clip_len: int, video_crop: Tuple[int, int],
+def fake_cuda_backbone_counts(backbone: Any,
+                              videos: int,
+                              images: int,
+                              clip_len: int,
+                              video_crop: Tuple[int, int],
                               image_crop: Tuple[int, int],
-                              dtype: Optional[Any]) -> Dict[str, Any]:
+                              dtype: Optional[Any],
+                              joint: bool = True) -> Dict[str, Any]:
     """Operators, casts and saved bytes of one forward of ``backbone`` on
     both streams under CUDA's autocast, on fake CUDA tensors.
 
@@ -139,6 +143,8 @@ def fake_cuda_backbone_counts(backbone: Any, videos: int, images: int,
         video_crop (tuple[int, int]): (H, W) of the clips.
         image_crop (tuple[int, int]): (H, W) of the images.
         dtype (torch.dtype, optional): Autocast dtype; None: float32.
+        joint (bool): Both streams in one call (``BEVT(joint_streams=True)``)
+            or one call each. Defaults to True.
 
     Returns:
         dict: ``operators`` (total), ``casts`` (``_to_copy``),
@@ -171,13 +177,19 @@ def fake_cuda_backbone_counts(backbone: Any, videos: int, images: int,
             inputs.append(torch.randn(images, 3, *image_crop, device=device))
             masks.append(
                 torch.rand(images, *grid(image_crop), device=device) > 0.5)
-        backbone(inputs, masks)
+
+        def forward():
+            if joint:
+                return backbone(inputs, masks)
+            return [backbone(x, mask) for x, mask in zip(inputs, masks)]
+
+        forward()
         torch.clear_autocast_cache()
-        counts = count_ops(lambda: backbone(inputs, masks))
+        counts = count_ops(forward)
         torch.clear_autocast_cache()
         with sdpa_as_one_operator(Counter(), [False]), \
                 SavedTensorBytes() as saved:
-            backbone(inputs, masks)
+            forward()
     ops = {k: n for k, n in counts.items() if not k.startswith('host_sync.')}
     return dict(
         operators=sum(ops.values()),
@@ -213,16 +225,23 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
     with quiet_logger():
         backbone = MODELS.build(cfg.model.backbone)
     video, image = specs.get('video'), specs.get('img')
-    result = fake_cuda_backbone_counts(backbone, counts['video'],
-                                       counts['img'],
-                                       video.clip_len if video else 0,
-                                       video.crop if video else (0, 0),
-                                       image.crop if image else (0, 0), dtype)
+    result = fake_cuda_backbone_counts(
+        backbone,
+        counts['video'],
+        counts['img'],
+        video.clip_len if video else 0,
+        video.crop if video else (0, 0),
+        image.crop if image else (0, 0),
+        dtype,
+        joint=cfg.model.get('joint_streams', True))
     top = sorted(result['ops'].items(), key=lambda kv: -kv[1])[:12]
     print('batch: ' + '; '.join(specs[s].describe(n)
                                 for s, n in counts.items() if n))
     print(f'precision: CUDA autocast {amp}'
           if dtype is not None else 'precision: float32')
+    print('streams: ' +
+          ('one backbone call for both' if cfg.model.
+           get('joint_streams', True) else 'one backbone call each'))
     print('counted: the second forward (caches filled by the first), '
           'autocast\'s weight cache emptied as at a step\'s start; an '
           'attention is one operator keeping its inputs, as CUDA\'s fused '
