@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import setup_cpu_distributed, shutdown_distributed
+from bevt.utils import load_config, setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -108,7 +108,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     """Build the runner from the config and train."""
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = load_config(args.config)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'error: {err}')
+    cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

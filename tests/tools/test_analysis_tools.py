@@ -290,7 +290,18 @@ def test_print_config():
     assert 'num_classes=64' in proc.stdout
     proc = _run(PRINT_CONFIG, 'configs/missing.py')
     assert proc.returncode == 2
-    assert 'config not found' in proc.stderr
+    assert 'Config not found: configs/missing.py' in proc.stderr
+
+
+@pytest.mark.parametrize('script', [PRINT_CONFIG, BENCHMARK, 'tools/train.py'])
+def test_tools_name_a_file_that_is_not_a_config(script):
+    """mmengine's own error for a .md file names no file; the tools
+    print which file and what they expected, with no traceback."""
+    proc = _run(script, 'configs/bevt/README.md')
+    assert proc.returncode != 0
+    assert ('error: configs/bevt/README.md is not a config file (expected '
+            'one of .py, .json, .yml, .yaml)') in proc.stderr, proc.stderr
+    assert 'Traceback' not in proc.stderr
 
 
 def test_flops_counted_with_compiled_modules_eager():

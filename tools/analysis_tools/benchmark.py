@@ -53,7 +53,6 @@ Examples::
 import argparse
 import copy
 import math
-import os
 import statistics
 import sys
 import time
@@ -610,13 +609,9 @@ class Variant:
 # ----------------------------------------------------------------------
 def load_config(args: argparse.Namespace) -> Tuple[Any, List[str]]:
     """The config with the size overrides and random-init settings."""
-    from mmengine.config import Config
+    from bevt.utils import load_config as load_config_file
 
-    import bevt.registry  # noqa: F401  (makes `bevt::` resolve)
-
-    if not os.path.isfile(args.config):
-        raise FileNotFoundError(f'Config not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config_file(args.config)
     if not isinstance(cfg.get('model'), dict) or 'backbone' not in cfg.model:
         raise ValueError(f'{args.config} has no model with a backbone')
     notes = apply_size_overrides(cfg, args)

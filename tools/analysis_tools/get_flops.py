@@ -17,7 +17,6 @@ Example::
         --stream img --shape 224 224
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -165,16 +164,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     args = parse_args(argv)
     from benchmark import build_model, make_random_init
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import bevt.models  # noqa: F401  (registers the parts)
-    import bevt.registry  # noqa: F401  (makes `bevt::` resolve)
+    from bevt.utils import load_config
 
     try:
-        if not os.path.isfile(args.config):
-            raise FileNotFoundError(f'Config not found: {args.config}')
-        cfg = Config.fromfile(args.config)
+        cfg = load_config(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         if 'backbone' not in (cfg.get('model') or {}):

@@ -7,7 +7,6 @@ Example::
         --cfg-options train_dataloader.batch_size=2
 """
 import argparse
-import os
 import sys
 from typing import Optional, Sequence
 
@@ -49,13 +48,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         int: The exit status.
     """
     args = parse_args(argv)
-    if not os.path.isfile(args.config):
-        print(f'error: config not found: {args.config}', file=sys.stderr)
+    from bevt.utils import load_config
+    try:
+        cfg = load_config(args.config)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
         return 2
-    from mmengine.config import Config
-
-    import bevt.registry  # noqa: F401  (makes `bevt::` resolve)
-    cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     print(f'Config:\n{cfg.pretty_text}')

@@ -370,14 +370,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     """:func:`main` after parsing."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import bevt.datasets  # noqa: F401  (registers the parts)
     import bevt.models  # noqa: F401
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'No such config: {args.config}')
-    cfg = Config.fromfile(args.config)
+    from bevt.utils import load_config
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'bevt'))
