@@ -218,7 +218,9 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
                              f' {flag}, but the config has no {stream} '
                              'pipeline')
     if not any(counts.values()):
-        raise ValueError('nothing to count: --videos and --images are both 0')
+        raise ValueError('nothing to count: --videos and --images are both 0 '
+                         'or the config has no BEVT mask pipelines (looked '
+                         'in train_dataloader and train_cfg.other_loaders)')
     amp = args.amp or 'bf16'
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(amp)
     torch.manual_seed(args.seed)
