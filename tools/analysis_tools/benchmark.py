@@ -77,7 +77,7 @@ from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
                                            OFFICIAL_SETTINGS, apply_official,
                                            apply_size_overrides, make_batches,
                                            make_random_init, parse_arch,
-                                           stream_specs)
+                                           stream_counts, stream_specs)
 
 
 # ----------------------------------------------------------------------
@@ -682,19 +682,7 @@ def _main(args: argparse.Namespace) -> int:
             write_json(args.json, payload)
         return 0
 
-    counts = {}
-    for stream, flag in (('video', args.videos), ('img', args.images)):
-        if stream in specs:
-            counts[stream] = specs[stream].batch_size if flag is None \
-                else flag
-        elif flag:
-            raise ValueError(
-                f'--{"videos" if stream == "video" else "images"} {flag}, '
-                f'but the config has no {stream} pipeline (looked in '
-                'train_dataloader and train_cfg.other_loaders)')
-    if not any(counts.values()):
-        raise ValueError('nothing to run: --videos and --images are both 0 '
-                         'or the config has no BEVT mask pipelines')
+    counts = stream_counts(specs, args.videos, args.images)
 
     name_a = 'official' if args.official else 'default'
     variants = [Variant(name_a, cfg, settings_a, device, args.amp, args.seed)]

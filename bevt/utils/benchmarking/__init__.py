@@ -21,7 +21,7 @@ from .specs import (ARCH_KEYS, CROP_KEYS, OFFICIAL_CONSTRUCTOR,
                     OFFICIAL_OPTIMIZER, OFFICIAL_SETTINGS, StreamSpec,
                     apply_official, apply_size_overrides, make_batches,
                     make_random_init, official_kwargs, parse_arch,
-                    stream_specs)
+                    stream_counts, stream_specs)
 
 __all__ = [
     'backbone_benchmark', 'SavedTensorBytes', 'clear_shape_caches',
@@ -35,5 +35,5 @@ __all__ = [
     'CROP_KEYS', 'OFFICIAL_CONSTRUCTOR', 'OFFICIAL_OPTIMIZER',
     'OFFICIAL_SETTINGS', 'StreamSpec', 'apply_official',
     'apply_size_overrides', 'make_batches', 'make_random_init',
-    'official_kwargs', 'parse_arch', 'stream_specs'
+    'official_kwargs', 'parse_arch', 'stream_counts', 'stream_specs'
 ]

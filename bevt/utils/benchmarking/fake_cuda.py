@@ -208,19 +208,9 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
 
     from bevt.registry import MODELS
     from .measure import quiet_logger
+    from .specs import stream_counts
 
-    counts = {}
-    for stream, flag in (('video', args.videos), ('img', args.images)):
-        default = specs[stream].batch_size if stream in specs else 0
-        counts[stream] = default if flag is None else flag
-        if counts[stream] and stream not in specs:
-            raise ValueError(f'--{"videos" if stream == "video" else "images"}'
-                             f' {flag}, but the config has no {stream} '
-                             'pipeline')
-    if not any(counts.values()):
-        raise ValueError('nothing to count: --videos and --images are both 0 '
-                         'or the config has no BEVT mask pipelines (looked '
-                         'in train_dataloader and train_cfg.other_loaders)')
+    counts = stream_counts(specs, args.videos, args.images, 'count')
     amp = args.amp or 'bf16'
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(amp)
     torch.manual_seed(args.seed)
@@ -229,8 +219,8 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
     video, image = specs.get('video'), specs.get('img')
     result = fake_cuda_backbone_counts(
         backbone,
-        counts['video'],
-        counts['img'],
+        counts.get('video', 0),
+        counts.get('img', 0),
         video.clip_len if video else 0,
         video.crop if video else (0, 0),
         image.crop if image else (0, 0),
@@ -255,6 +245,6 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
     return dict(
         mode='fake-cuda',
         amp=amp,
-        videos=counts['video'],
-        images=counts['img'],
+        videos=counts.get('video', 0),
+        images=counts.get('img', 0),
         **result)

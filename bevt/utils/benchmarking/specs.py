@@ -358,6 +358,35 @@ def _sample(spec: StreamSpec, gen: Any) -> Any:
     return imgs, view, sample
 
 
+def stream_counts(specs: Dict[str, StreamSpec],
+                  videos: Optional[int],
+                  images: Optional[int],
+                  action: str = 'run') -> Dict[str, int]:
+    """Samples per stream and step of the config's streams: ``--videos`` /
+    ``--images``, or the loader's batch size where not given (0 leaves a
+    stream out).
+
+    Raises:
+        ValueError: A count for a stream without a pipeline, or no samples
+            at all (nothing to ``action``).
+    """
+    looked = '(looked in train_dataloader and train_cfg.other_loaders)'
+    counts = {}
+    for stream, flag in (('video', videos), ('img', images)):
+        if stream in specs:
+            counts[stream] = specs[stream].batch_size if flag is None \
+                else flag
+        elif flag:
+            raise ValueError(
+                f'--{"videos" if stream == "video" else "images"} {flag}, '
+                f'but the config has no {stream} pipeline {looked}')
+    if not any(counts.values()):
+        raise ValueError(f'nothing to {action}: --videos and --images are '
+                         f'both 0 or the config has no BEVT mask pipelines '
+                         f'{looked}')
+    return counts
+
+
 def make_batches(specs: Dict[str, StreamSpec], counts: Dict[str, int],
                  num: int, seed: int) -> List[Any]:
     """``num`` collated steps: a (video, image) tuple or a single batch.
