@@ -516,7 +516,8 @@ class Variant:
         log = self.model.train_step(data, self.optim)
         self.sync()
         elapsed = time.perf_counter() - start
-        loss = float(log['loss'])
+        # mmengine's log_vars keep the graph: detach before reading
+        loss = float(log['loss'].detach())
         if not math.isfinite(loss):
             print(
                 f'warning: {self.name}: non-finite loss {loss}',
