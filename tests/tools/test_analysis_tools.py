@@ -225,11 +225,12 @@ def test_benchmark_backbone_only_with_size_overrides():
     _positive([float(match.group(1))])
 
 
-def test_benchmark_fake_cuda_counts_the_backbone_forward(tmp_path):
-    """--fake-cuda: CUDA's autocast on fake tensors, no GPU. The official
-    way (one pass per stream, mmaction2's attention) runs more operators
-    and keeps more for the backward than the default; float32 casts
-    nothing between the layers."""
+def test_benchmark_fake_cuda_counts_the_backbone_forward_and_backward(
+        tmp_path):
+    """--fake-cuda: CUDA's autocast on fake tensors, no GPU, forward and
+    backward. The official way (one pass per stream, mmaction2's attention)
+    runs more operators each way and keeps more for the backward than the
+    default; float32 casts nothing between the layers."""
 
     def counts(*args):
         out = tmp_path / 'counts.json'
@@ -239,9 +240,18 @@ def test_benchmark_fake_cuda_counts_the_backbone_forward(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         payload = json.loads(out.read_text())
         text = proc.stdout
-        assert f'operators           {payload["operators"]}' in text
-        assert f'casts (_to_copy)    {payload["casts"]}' in text
+        assert _row(text, 'operators') == [
+            payload['operators'], payload['backward_operators']
+        ]
+        assert _row(text, 'casts (_to_copy)') == [
+            payload['casts'], payload['backward_casts']
+        ]
         assert 'saved for backward' in text
+        # one attention backward per attention (none in mmaction2's way)
+        ops, backward = payload['ops'], payload['backward_ops']
+        assert backward.get('scaled_dot_product_attention_backward',
+                            0) == ops.get('scaled_dot_product_attention', 0)
+        assert payload['backward_operators'] > payload['operators']
         assert payload['videos'] == 2 and payload['images'] == 3
         return payload, text
 
@@ -250,13 +260,16 @@ def test_benchmark_fake_cuda_counts_the_backbone_forward(tmp_path):
     assert bf16['operators'] > 0 and bf16['saved_bytes'] > 0
     assert bf16['ops']['native_layer_norm'] > 0
     assert 'device' not in bf16['ops']
+    assert bf16['backward_ops']['scaled_dot_product_attention_backward'] > 0
     official, text = counts('--official')
     assert 'settings: ' in text and 'fused_attention=reference' in text
     assert official['operators'] > 1.5 * bf16['operators'], (official, bf16)
+    assert official['backward_operators'] > 1.5 * bf16['backward_operators']
     assert official['saved_bytes'] > bf16['saved_bytes']
     float32, text = counts('--amp', 'none')
     assert 'precision: float32' in text
     assert float32['casts'] < bf16['casts']
+    assert float32['backward_casts'] < bf16['backward_casts']
     proc = _run(BENCHMARK, PRETRAIN_SMOKE_CONFIG, '--fake-cuda',
                 '--backbone-only')
     assert proc.returncode == 2

@@ -32,8 +32,8 @@ weights and batches, runs both interleaved and prints the ratios;
 mmaction2's ``SwinTransformer3D`` (``--compile``: also under
 ``torch.compile``); ``--compare model.compile_backbone=True`` times the full
 step with the compiled backbone; ``--fake-cuda`` counts (does not time) the
-backbone's forward under CUDA's autocast on fake CUDA tensors, without a
-GPU.
+backbone's forward and backward under CUDA's autocast on fake CUDA tensors,
+without a GPU.
 
 This file is the command line and the step runs; the config edits and
 synthetic batches, the measurement primitives, the report and the
@@ -147,10 +147,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--fake-cuda',
         action='store_true',
-        help='count, not time, one forward of the backbone on --videos '
-        'clips and --images images under CUDA\'s autocast (--amp, default '
-        'bf16) on fake CUDA tensors: its operators, casts and the bytes it '
-        'keeps for the backward, as on a GPU; needs no GPU')
+        help='count, not time, one forward and backward of the backbone on '
+        '--videos clips and --images images under CUDA\'s autocast (--amp, '
+        'default bf16) on fake CUDA tensors: their operators and casts, and '
+        'the bytes the forward keeps for the backward, as on a GPU; needs no '
+        'GPU')
     parser.add_argument(
         '--compile',
         action='store_true',
@@ -214,7 +215,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             if getattr(args, name)
         ]
         if clash:
-            parser.error('--fake-cuda counts the backbone forward alone; not '
+            parser.error('--fake-cuda counts the backbone alone; not '
                          'with --' + clash[0].replace('_', '-'))
     if args.profile and args.backbone_only:
         parser.error('--profile profiles the full step; it does not work '

@@ -8,9 +8,11 @@ on the CPU. Fake tensors (:class:`torch._subclasses.FakeTensorMode`) carry a
 CUDA device without memory or a GPU, and the dispatcher applies CUDA's
 autocast to them once it is switched on (``torch.autocast('cuda')`` itself
 refuses without a GPU): the operators of a CUDA forward, with their dtypes,
-are then seen by a dispatch mode such as :func:`~.op_count.count_ops`. Not
-the backward: the autograd engine needs a real device for CUDA tensors; but
-what the forward keeps for it is measured (:class:`SavedTensorBytes`).
+are then seen by a dispatch mode such as :func:`~.op_count.count_ops`. The
+autograd engine needs a real device for CUDA tensors, so the backward's
+nodes are called one by one instead
+(:func:`~.fake_backward.backward_by_hand`); what the forward keeps for it is
+measured too (:class:`SavedTensorBytes`).
 ``tools/analysis_tools/benchmark.py --fake-cuda`` counts a config's
 backbone this way (:func:`fake_cuda_backbone_counts`).
 """
@@ -127,12 +129,17 @@ def fake_cuda_backbone_counts(backbone: Any,
                               dtype: Optional[Any],
                               joint: bool = True) -> Dict[str, Any]:
     """Operators, casts and saved bytes of one forward of ``backbone`` on
-    both streams under CUDA's autocast, on fake CUDA tensors.
+    both streams under CUDA's autocast, on fake CUDA tensors, and the
+    operators of its backward.
 
     One forward fills the caches (window orders, masks), then one more is
     counted with autocast's weight cache emptied, as at the start of a
-    step. The attention counts as CUDA's fused kernels run it: one
-    operator, keeping its inputs (:func:`~.op_count.count_ops`).
+    step. The backward is counted from a further forward, from every
+    output (the gradients a head would give), by
+    :func:`~.fake_backward.backward_by_hand`, which runs the operators the
+    autograd engine runs (tested on the CPU against the engine). The
+    attention counts as CUDA's fused kernels run it: one operator each way,
+    keeping its inputs (:func:`~.op_count.count_ops`).
 
     Args:
         backbone (nn.Module): A ``BEVTSwinTransformer3D`` (its parameters
@@ -148,12 +155,15 @@ def fake_cuda_backbone_counts(backbone: Any,
 
     Returns:
         dict: ``operators`` (total), ``casts`` (``_to_copy``),
-        ``saved_bytes`` and ``ops`` (calls per operator name).
+        ``saved_bytes`` and ``ops`` (calls per operator name) of the
+        forward; ``backward_operators``, ``backward_casts`` and
+        ``backward_ops`` of the backward.
     """
     from collections import Counter
 
     import torch
 
+    from .fake_backward import backward_by_hand
     from .op_count import count_ops, sdpa_as_one_operator
 
     backbone.train()
@@ -183,19 +193,31 @@ def fake_cuda_backbone_counts(backbone: Any,
                 return backbone(inputs, masks)
             return [backbone(x, mask) for x, mask in zip(inputs, masks)]
 
+        def step():  # the forward, then its backward from every output
+            outs = [o for o in forward() if o.requires_grad]
+            backward_by_hand(outs, [torch.empty_like(o) for o in outs])
+
         forward()
         torch.clear_autocast_cache()
-        counts = count_ops(forward)
+        counts = Counter(count_ops(forward))
         torch.clear_autocast_cache()
         with sdpa_as_one_operator(Counter(), [False]), \
                 SavedTensorBytes() as saved:
             forward()
-    ops = {k: n for k, n in counts.items() if not k.startswith('host_sync.')}
+        torch.clear_autocast_cache()
+        backward = Counter(count_ops(step)) - counts
+    ops, backward = ({
+        k: n
+        for k, n in c.items() if not k.startswith('host_sync.')
+    } for c in (counts, backward))
     return dict(
         operators=sum(ops.values()),
         casts=ops.get('_to_copy', 0),
         saved_bytes=saved.bytes,
-        ops=ops)
+        ops=ops,
+        backward_operators=sum(backward.values()),
+        backward_casts=backward.get('_to_copy', 0),
+        backward_ops=backward)
 
 
 def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
@@ -226,7 +248,6 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
         image.crop if image else (0, 0),
         dtype,
         joint=cfg.model.get('joint_streams', True))
-    top = sorted(result['ops'].items(), key=lambda kv: -kv[1])[:12]
     print('batch: ' + '; '.join(specs[s].describe(n)
                                 for s, n in counts.items() if n))
     print(f'precision: CUDA autocast {amp}'
@@ -235,13 +256,21 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
           ('one backbone call for both' if cfg.model.
            get('joint_streams', True) else 'one backbone call each'))
     print('counted: the second forward (caches filled by the first), '
-          'autocast\'s weight cache emptied as at a step\'s start; an '
-          'attention is one operator keeping its inputs, as CUDA\'s fused '
-          'kernels; not the backward (the autograd engine needs a GPU)\n')
-    print(f'operators           {result["operators"]}')
-    print(f'casts (_to_copy)    {result["casts"]}')
+          'autocast\'s weight cache emptied as at a step\'s start, and its '
+          'backward from every output (autocast off, as in a training '
+          'step), its nodes called one by one as the autograd engine would '
+          '(the engine itself needs a GPU); an attention is one operator '
+          'each way keeping its inputs, as CUDA\'s fused kernels\n')
+    print(f'{"":20}{"forward":>9}{"backward":>10}')
+    for label, key in (('operators', 'operators'), ('casts (_to_copy)',
+                                                    'casts')):
+        print(f'{label:20}{result[key]:9d}{result["backward_" + key]:10d}')
     print(f'saved for backward  {result["saved_bytes"] / 1e9:.2f} GB')
-    print('most called: ' + ', '.join(f'{k} {n}' for k, n in top))
+    for name, ops in (('forward', result['ops']), ('backward',
+                                                   result['backward_ops'])):
+        top = sorted(ops.items(), key=lambda kv: -kv[1])[:12]
+        print(f'most called ({name}): ' + ', '.join(f'{k} {n}'
+                                                    for k, n in top))
     return dict(
         mode='fake-cuda',
         amp=amp,

@@ -59,6 +59,7 @@ def sdpa_as_one_operator(counts: Counter, quiet: List[bool]) -> Iterator[None]:
     """
     import torch
     import torch.nn.functional as F
+    from torch._subclasses.fake_tensor import is_fake
 
     real = F.scaled_dot_product_attention
 
@@ -83,13 +84,20 @@ def sdpa_as_one_operator(counts: Counter, quiet: List[bool]) -> Iterator[None]:
 
         @staticmethod
         def backward(ctx, grad):
+            counts['scaled_dot_product_attention_backward'] += 1
+            if any(is_fake(t) for t in ctx.saved_tensors):
+                # fake tensors (no values; their engine-free backward,
+                # :func:`~.fake_backward.backward_by_hand`, cannot recompute
+                # through the engine): gradients of the right metadata
+                return tuple(None if t is None or not t.requires_grad else
+                             torch.empty_like(t)
+                             for t in ctx.saved_tensors) + (None, )
             inputs = [
                 None
                 if t is None else t.detach().requires_grad_(t.requires_grad)
                 for t in ctx.saved_tensors
             ]
             wanted = [t for t in inputs if t is not None and t.requires_grad]
-            counts['scaled_dot_product_attention_backward'] += 1
             device, dtype, enabled = ctx.autocast
             with torch.enable_grad(), torch.autocast(device, dtype, enabled):
                 out = run(*inputs[:3], attn_mask=inputs[3], **ctx.kwargs)
