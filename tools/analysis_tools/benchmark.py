@@ -60,6 +60,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bevt.utils.benchmarking.backbone import backbone_benchmark
+from bevt.utils.benchmarking.batches import make_batches, stream_counts
 from bevt.utils.benchmarking.fake_cuda import fake_cuda_benchmark
 from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
                                              compiled_graphs, eager_modules,
@@ -75,9 +76,9 @@ from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
                                             step_report, write_json)
 from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
                                            OFFICIAL_SETTINGS, apply_official,
-                                           apply_size_overrides, make_batches,
+                                           apply_size_overrides,
                                            make_random_init, parse_arch,
-                                           stream_counts, stream_specs)
+                                           stream_specs)
 
 
 # ----------------------------------------------------------------------

@@ -229,8 +229,8 @@ def fake_cuda_benchmark(cfg: Any, args: argparse.Namespace,
     import torch
 
     from bevt.registry import MODELS
+    from .batches import stream_counts
     from .measure import quiet_logger
-    from .specs import stream_counts
 
     counts = stream_counts(specs, args.videos, args.images, 'count')
     amp = args.amp or 'bf16'
