@@ -164,7 +164,7 @@ def fake_cuda_backbone_counts(backbone: Any,
     import torch
 
     from .fake_backward import backward_by_hand
-    from .op_count import count_ops, sdpa_as_one_operator
+    from .op_count import count_ops
 
     backbone.train()
     patch, scale = backbone.patch_size, backbone.mask_scale
@@ -201,11 +201,11 @@ def fake_cuda_backbone_counts(backbone: Any,
         torch.clear_autocast_cache()
         counts = Counter(count_ops(forward))
         torch.clear_autocast_cache()
-        with sdpa_as_one_operator(Counter(), [False]), \
-                SavedTensorBytes() as saved:
-            forward()
-        torch.clear_autocast_cache()
-        backward = Counter(count_ops(step)) - counts
+        # the step's forward keeps what CUDA's would (count_ops runs each
+        # attention as one operator keeping its inputs); its backward, with
+        # grad mode off, keeps nothing
+        with SavedTensorBytes() as saved:
+            backward = Counter(count_ops(step)) - counts
     ops, backward = ({
         k: n
         for k, n in c.items() if not k.startswith('host_sync.')
