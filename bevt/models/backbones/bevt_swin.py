@@ -1,22 +1,290 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The BEVT backbone: a masked Video Swin shared by an image and a video
-stream, with the two fusion decoders of the official model."""
+stream, with the two fusion decoders of the official model.
+
+Read top to bottom, as mmaction2's ``swin.py``: the window helpers, the
+window attention (the one place where the device matters), one Swin block
+for both streams, the image stream's patch embedding, the fusion decoder,
+and the registered :class:`BEVTSwinTransformer3D`. The weights are
+mmaction2's modules (``SwinTransformerBlock3D``, ``PatchMerging``, ...) with
+their state-dict names; the functions here only drive them with a window,
+shift and mask chosen per stream (the official image path differs from the
+video path). Checkpoint loading lives in :mod:`.bevt_swin_weights`.
+"""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.backbones.swin import PatchMerging, SwinTransformer3D
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmaction.models.backbones.swin import (SwinTransformer3D,
+                                            SwinTransformerBlock3D,
+                                            WindowAttention3D, compute_mask,
+                                            window_partition, window_reverse)
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from bevt.registry import MODELS
-from .fusion_decoder import FusionDecoder
-from .joint_streams import StreamStage, run_blocks
-from .patch_embed_2d import PatchEmbed2D
-from .swin3d_ops import shift_attention_mask, stream_window_and_shift
-from .swin_checkpoints import SwinCheckpointMixin
-from .window_tokens import merge_patches
+from .bevt_swin_weights import inflate_2d_checkpoint, load_3d_checkpoint
+
+Size3 = Tuple[int, int, int]
+
+#: Window-attention formulas (see ``attention`` of the backbone)
+ATTENTIONS = ('auto', 'sdpa', 'eager', 'reference')
+
+#: Bytes of attention scores the eager formula computes at once on CPU:
+#: a block this size stays in cache through the bias, mask, softmax and
+#: their backward (see docs/performance.md).
+EAGER_BLOCK_BYTES = 8 * 1024**2
+
+
+# ----------------------------------------------------------------------
+# windows
+def window_and_shift(size: Sequence[int], window_size: Sequence[int],
+                     shift_size: Sequence[int],
+                     keep_shift_at_window_size: bool) -> Tuple[Size3, Size3]:
+    """The window and shift a stage uses for a (D, H, W) map.
+
+    As mmaction2's ``get_window_size``: a side no larger than the window is
+    one window and is not shifted. With ``keep_shift_at_window_size`` (the
+    official image path, quirk B) a side *equal* to the window keeps its
+    shift; only smaller ones are clamped.
+    """
+    window, shift = list(window_size), list(shift_size)
+    for i, s in enumerate(size):
+        if s < window_size[i] or (s == window_size[i]
+                                  and not keep_shift_at_window_size):
+            window[i], shift[i] = s, 0
+    return tuple(window), tuple(shift)
+
+
+def shift_mask(size: Sequence[int], window: Size3, shift: Size3,
+               device: torch.device) -> Optional[Tensor]:
+    """mmaction2's additive (0 / -100) shifted-window mask (nW, N, N) for a
+    (D, H, W) map (padded to whole windows), or None if nothing shifts."""
+    if not any(shift):
+        return None
+    padded = [-(-s // w) * w for s, w in zip(size, window)]
+    return compute_mask(*padded, window, shift, device)
+
+
+# ----------------------------------------------------------------------
+# window attention
+def relative_position_bias(attn: WindowAttention3D, N: int) -> Tensor:
+    """mmaction2's relative-position bias of the first ``N`` window
+    positions, (nH, N, N).
+
+    Read along the transposed table: the values of
+    ``table[index[:N, :N]].permute(2, 0, 1)``, with an ``index_add`` as
+    backward instead of ``index_put``'s serial accumulation (several times
+    faster on CPU) and no permuted copy.
+    """
+    index = attn.relative_position_index[:N, :N].reshape(-1)
+    table = attn.relative_position_bias_table  # (T, nH)
+    return table.t().index_select(1, index).view(-1, N, N)
+
+
+def window_attention(attn: WindowAttention3D,
+                     x: Tensor,
+                     mask: Optional[Tensor],
+                     kind: str = 'eager') -> Tensor:
+    """Biased window attention of mmaction2's ``WindowAttention3D``.
+
+    ``kind`` picks the formula, all equal up to float rounding:
+    ``'sdpa'``: ``scaled_dot_product_attention`` with the bias plus shift
+    mask as its additive mask (a memory-efficient kernel on CUDA);
+    ``'eager'``: mmaction2's formula, on CPU in blocks of windows whose
+    scores fit in cache (:data:`EAGER_BLOCK_BYTES`); ``'reference'``:
+    ``WindowAttention3D.forward`` itself (the official code).
+
+    Args:
+        attn (WindowAttention3D): The block's attention (weights).
+        x (Tensor): Windows (B*nW, N, C); one sample's nW are consecutive.
+        mask (Tensor, optional): Additive shift mask (nW, N, N).
+        kind (str): 'sdpa', 'eager' or 'reference'. Defaults to 'eager'.
+
+    Returns:
+        Tensor: (B*nW, N, C).
+    """
+    if kind == 'reference':
+        return attn(x, mask=mask)
+    BnW, N, C = x.shape
+    heads, dims = attn.num_heads, C // attn.num_heads
+    qkv = attn.qkv(x).view(BnW, N, 3, heads, dims)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*nW, nH, N, C/nH)
+    bias = relative_position_bias(attn, N)  # (nH, N, N)
+    nW = 1 if mask is None else mask.shape[0]
+    if mask is not None:
+        bias = bias + mask.unsqueeze(1)  # (nW, nH, N, N)
+    bias = bias.to(q.dtype).view(nW, heads, N, N)
+    if kind == 'sdpa' and (nW == 1 or nW == BnW):
+        # the bias broadcasts over the windows as they come
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=attn.attn_drop.p
+            if attn.training else 0., scale=attn.scale)
+    elif kind == 'sdpa':
+        # (B, nW*nH, N, C/nH) (one copy): a mask slice per window and head,
+        # broadcast over the batch rather than repeated B times
+        q, k, v = (t.reshape(-1, nW * heads, N, dims) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.view(1, nW * heads, N, N),
+            dropout_p=attn.attn_drop.p if attn.training else 0.,
+            scale=attn.scale).view(BnW, heads, N, dims)
+    else:
+        # on CPU, as many windows at once as fit EAGER_BLOCK_BYTES (a
+        # divisor of nW, so that each block reads one slice of the bias)
+        per = BnW
+        if x.device.type == 'cpu':
+            fit = max(1, EAGER_BLOCK_BYTES // (heads * N * N * 4))
+            per = min(fit, BnW) if nW == 1 else max(
+                d for d in range(1, min(fit, nW) + 1) if nW % d == 0)
+        outs = []
+        for i, (qb, kb, vb) in enumerate(
+                zip(q.split(per), k.split(per), v.split(per))):
+            scores = (qb * attn.scale) @ kb.transpose(-2, -1)
+            window_bias = bias[i * per % nW:][:min(per, nW)]
+            scores = scores.view(-1, *window_bias.shape) + window_bias
+            scores = attn.softmax(scores.view(-1, heads, N, N))
+            outs.append(attn.attn_drop(scores) @ vb)
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+    out = out.transpose(1, 2).reshape(BnW, N, C)
+    return attn.proj_drop(attn.proj(out))
+
+
+# ----------------------------------------------------------------------
+# block
+def swin_block(block: SwinTransformerBlock3D,
+               x: Tensor,
+               window: Size3,
+               shift: Size3,
+               mask: Optional[Tensor],
+               attention: str = 'eager') -> Tensor:
+    """``SwinTransformerBlock3D.forward`` with the window, shift and shift
+    mask given by the caller (the official image path applies the mask in
+    un-shifted blocks too).
+
+    Args:
+        block (SwinTransformerBlock3D): The block (weights).
+        x (Tensor): Map (B, D, H, W, C).
+        window (tuple[int]): Window (Wd, Wh, Ww).
+        shift (tuple[int]): Cyclic shift (Sd, Sh, Sw); zeros for W-MSA.
+        mask (Tensor, optional): Additive shift mask (nW, N, N).
+        attention (str): See :func:`window_attention`. Defaults to 'eager'.
+
+    Returns:
+        Tensor: (B, D, H, W, C).
+    """
+    B, D, H, W, C = x.shape
+    shortcut = x
+    x = block.norm1(x)
+    pads = [(w - s % w) % w for s, w in zip((D, H, W), window)]
+    x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+    _, Dp, Hp, Wp, _ = x.shape
+    if any(shift):
+        x = torch.roll(x, shifts=[-s for s in shift], dims=(1, 2, 3))
+    windows = window_partition(x, window)  # (B*nW, Wd*Wh*Ww, C)
+    windows = window_attention(block.attn, windows, mask, attention)
+    x = window_reverse(windows.view(-1, *window, C), window, B, Dp, Hp, Wp)
+    if any(shift):
+        x = torch.roll(x, shifts=list(shift), dims=(1, 2, 3))
+    x = shortcut + block.drop_path(x[:, :D, :H, :W])
+    return x + block.drop_path(block.mlp(block.norm2(x)))
+
+
+# ----------------------------------------------------------------------
+# modules
+class PatchEmbed2D(BaseModule):
+    """Image to patch embedding of the image stream (Conv2d + norm).
+
+    Args:
+        patch_size (Sequence[int]): Patch (Ph, Pw). Defaults to (4, 4).
+        in_channels (int): Input channels. Defaults to 3.
+        embed_dims (int): Embedding channels. Defaults to 96.
+        norm_cfg (dict, optional): Norm after the projection.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 patch_size: Sequence[int] = (4, 4),
+                 in_channels: int = 3,
+                 embed_dims: int = 96,
+                 norm_cfg: Optional[Dict] = None) -> None:
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        self.proj = nn.Conv2d(
+            in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1] \
+            if norm_cfg is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> channels-last patches (B, H/Ph, W/Pw,
+        embed_dims)."""
+        ph, pw = self.patch_size
+        x = F.pad(x, (0, -x.shape[-1] % pw, 0, -x.shape[-2] % ph))
+        x = self.proj(x).permute(0, 2, 3, 1)  # (B, Hp, Wp, C)
+        return self.norm(x) if self.norm is not None else x
+
+
+class FusionDecoder(BaseModule):
+    """BEVT's fusion decoder: stage-3 ⊕ upsampled stage-4 -> Linear.
+
+    Official names: ``fpn`` / ``lm_down`` (images) and ``fpn_s`` /
+    ``lm_down_st`` / ``fpn_t`` (video). There is no activation.
+
+    Args:
+        low_dims (int): Channels of the stage-3 map (before merging).
+        high_dims (int): Channels of the stage-4 map (and of the output).
+        video (bool): Video decoder (3D transposed convs) or image decoder.
+        temporal_stride (int): Temporal upsampling of the video decoder
+            (the temporal patch size); 1 disables it. Defaults to 1.
+    """
+
+    def __init__(self,
+                 low_dims: int,
+                 high_dims: int,
+                 video: bool,
+                 temporal_stride: int = 1) -> None:
+        super().__init__()
+        self.video = video
+        if video:
+            self.upsample_spatial = nn.ConvTranspose3d(
+                high_dims, high_dims, (1, 2, 2), stride=(1, 2, 2))
+        else:
+            self.upsample_spatial = nn.ConvTranspose2d(
+                high_dims, high_dims, 2, stride=2)
+        self.reduce = nn.Linear(low_dims + high_dims, high_dims)
+        self.upsample_temporal = None
+        if video and temporal_stride > 1:
+            kernel = (temporal_stride, 1, 1)
+            self.upsample_temporal = nn.ConvTranspose3d(
+                high_dims, high_dims, kernel, stride=kernel)
+
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        """Fuse two stages.
+
+        Args:
+            low (Tensor): Stage-3 map (B, D, H3, W3, C3), channels-last.
+            high (Tensor): Stage-4 map (B, D, H4, W4, C4), H4 = ceil(H3/2).
+
+        Returns:
+            Tensor: (B, D*temporal_stride, H3, W3, C4), channels-last.
+        """
+        B, D, H3, W3, _ = low.shape
+        if self.video:
+            high = self.upsample_spatial(high.permute(0, 4, 1, 2, 3))
+            high = high.permute(0, 2, 3, 4, 1)
+        else:  # images run with D == 1
+            high = self.upsample_spatial(high[:, 0].permute(0, 3, 1, 2))
+            high = high.permute(0, 2, 3, 1).unsqueeze(1)
+        high = high[:, :, :H3, :W3]  # odd stage-3 sizes were padded
+        x = self.reduce(torch.cat([low, high], dim=-1))  # (B,D,H3,W3,C4)
+        if self.upsample_temporal is not None:
+            x = self.upsample_temporal(x.permute(0, 4, 1, 2, 3))
+            x = x.permute(0, 2, 3, 4, 1)
+        return x
+
 
 DEFAULT_INIT_CFG = [
     dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
@@ -25,7 +293,7 @@ DEFAULT_INIT_CFG = [
 
 
 @MODELS.register_module()
-class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
+class BEVTSwinTransformer3D(SwinTransformer3D):
     """Masked Video Swin shared by BEVT's image and video streams.
 
     `BEVT: BERT Pretraining of Video Transformers
@@ -57,8 +325,8 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             :meth:`init_weights`. Defaults to None (random init).
         pretrained2d (bool): ``pretrained`` is a 2D (stage-1 image-stream
             or Swin) checkpoint, inflated by the official 2D->3D rules
-            (see :meth:`inflate_2d_checkpoint`); otherwise it is a 3D
-            checkpoint of this backbone. Defaults to True.
+            (:func:`~.bevt_swin_weights.inflate_2d_checkpoint`); otherwise
+            a 3D checkpoint of this backbone. Defaults to True.
         patch_size (Sequence[int]): Video patch (Pt, Ph, Pw); the image
             patch is (Ph, Pw). Defaults to (2, 4, 4).
         window_size (Sequence[int]): Window. Defaults to (8, 7, 7).
@@ -67,16 +335,11 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             streams. Defaults to False.
         official_image_path (bool): Reproduce the official image-path
             quirks A and B. Defaults to True.
-        fused_attention (bool | str): True: window attention through
-            ``scaled_dot_product_attention``; False: the eager formula
-            (:func:`~bevt.models.backbones.swin3d_ops.eager_window_attention`,
-            mmaction2's with a cheaper bias gradient); ``'auto'``: the
-            fused kernel on CUDA, eager elsewhere (on CPU, SDPA with a
-            relative-position bias that needs a gradient falls back to its
-            math kernel, slower than the eager formula); ``'reference'``:
-            mmaction2's own ``WindowAttention3D.forward``, the official
-            code's formula (for benchmarks). All give the same result up to
-            float rounding. Defaults to 'auto'.
+        attention (str): Window-attention formula (:func:`window_attention`):
+            'sdpa', 'eager', 'reference' (mmaction2's own, the official
+            code's), or 'auto': 'sdpa' on CUDA, 'eager' elsewhere (on CPU,
+            SDPA with a bias that needs a gradient runs its math kernel,
+            slower). Defaults to 'auto'.
         init_cfg (dict | list[dict], optional): Defaults to trunc-normal
             Linear (std 0.02) and unit LayerNorm, as mmaction2.
         **kwargs: Other :class:`SwinTransformer3D` arguments
@@ -94,7 +357,7 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
                  drop_path_rate: float = 0.3,
                  with_cp: bool = False,
                  official_image_path: bool = True,
-                 fused_attention: Union[bool, str] = 'auto',
+                 attention: str = 'auto',
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None,
                  **kwargs) -> None:
         for key in ('out_indices', 'out_after_downsample'):
@@ -103,6 +366,9 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
         if isinstance(patch_size, int) or len(patch_size) != 3:
             raise ValueError(f'patch_size must be (Pt, Ph, Pw), got '
                              f'{patch_size}')
+        if attention not in ATTENTIONS:
+            raise ValueError(f'Invalid attention: {attention!r}; expected '
+                             f'one of {ATTENTIONS}')
         settings = self.arch_zoo.get(arch.lower(), {}) if isinstance(
             arch, str) else arch
         num_stages = len(settings.get('depths',
@@ -126,10 +392,7 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
         self.pretrained2d = pretrained2d
         self.with_cp = with_cp
         self.official_image_path = official_image_path
-        if fused_attention not in (True, False, 'auto', 'reference'):
-            raise ValueError(f'Invalid fused_attention: {fused_attention!r}; '
-                             "expected True, False, 'auto' or 'reference'")
-        self.fused_attention = fused_attention
+        self.attention = attention
         self.final_norm_name = f'norm{num_stages - 1}'
         # mask grid (stride 16 for 4 stages) -> patch grid
         self.mask_scale = 2**(num_stages - 2)
@@ -164,9 +427,9 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
         if self.pretrained is None:
             return
         if self.pretrained2d:
-            self.inflate_2d_checkpoint(self.pretrained)
+            inflate_2d_checkpoint(self, self.pretrained)
         else:
-            self.load_3d_checkpoint(self.pretrained)
+            load_3d_checkpoint(self, self.pretrained)
 
     def _freeze_stages(self) -> None:
         """Freeze as mmaction2 does, the image patch embedding included."""
@@ -184,106 +447,11 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
 
     # ------------------------------------------------------------------
     # forward
-    def _blend_mask(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """Replace masked patches by the mask token.
-
-        Args:
-            x (Tensor): Patches (B, D, Hp, Wp, C), channels-last.
-            mask (Tensor, optional): Bool (B, D, Hp/s, Wp/s), True = masked,
-                s = ``self.mask_scale`` (4 for Swin-B: the stride-16 grid).
-
-        Returns:
-            Tensor: (B, D, Hp, Wp, C).
-        """
-        if mask is None:
-            return x
-        B, D, Hp, Wp, _ = x.shape
-        s = self.mask_scale
-        grid = (B, D, -(-Hp // s), -(-Wp // s))
-        if tuple(mask.shape) != grid:
-            raise ValueError(
-                f'input_mask has shape {tuple(mask.shape)} but the token '
-                f'grid of this input is {grid} (N, T/{self.patch_size[0]}, '
-                f'H/{self.patch_size[1] * s}, W/{self.patch_size[2] * s})')
-        m = mask.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
-        m = m[:, :, :Hp, :Wp].unsqueeze(-1).to(x.dtype)
-        return x * (1. - m) + self.mask_token.to(x.dtype) * m
-
     def attention_kind(self, device: torch.device) -> str:
-        """The window-attention path on ``device``: 'fused', 'eager' or
-        'reference' (see ``fused_attention``)."""
-        if self.fused_attention == 'reference':
-            return 'reference'
-        fused = device.type == 'cuda' if self.fused_attention == 'auto' \
-            else self.fused_attention
-        return 'fused' if fused else 'eager'
-
-    def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
-        """The blocks of one stage (no merging) on a channels-last map."""
-        return self._run_stage_streams(layer, [x], [image])[0]
-
-    def _run_stage_streams(self, layer: nn.Module, maps: List[Tensor],
-                           images: List[bool]) -> List[Tensor]:
-        """The blocks of one stage on the maps of several streams, jointly
-        where possible (:func:`~.joint_streams.run_blocks`)."""
-        stages = [
-            self._stream_stage(layer, x, image)
-            for x, image in zip(maps, images)
-        ]
-        return run_blocks(layer.blocks, maps, stages,
-                          self.attention_kind(maps[0].device), self.with_cp)
-
-    def _stream_stage(self, layer: nn.Module, x: Tensor,
-                      image: bool) -> StreamStage:
-        """Window, shift and shift mask of one stream's map in ``layer``."""
-        quirks = image and self.official_image_path
-        size = tuple(x.shape[1:4])
-        window, shift = stream_window_and_shift(size, layer.window_size,
-                                                layer.shift_size, quirks)
-        mask = shift_attention_mask(size, window, shift, x.device)
-        return StreamStage(window, shift, mask, quirks)
-
-    def _encode(self, x: Tensor, image: bool) -> Tuple[Tensor, Tensor]:
-        """Stages 1..n on patches; returns (stage n-1 map, stage n map)."""
-        lows, highs = self._encode_streams([x], [image])
-        return lows[0], highs[0]
-
-    def _encode_streams(self, maps: List[Tensor], images: List[bool]
-                        ) -> Tuple[List[Tensor], List[Tensor]]:
-        """:meth:`_encode` of several streams, stage by stage (``maps`` is
-        emptied when the blocks run jointly, see
-        :func:`~.joint_streams.run_blocks`)."""
-        maps[:] = [self.pos_drop(x) for x in maps]
-        lows: List[Tensor] = []
-        for i, layer in enumerate(self.layers):
-            maps = self._run_stage_streams(layer, maps, images)
-            if i == self.num_layers - 2:
-                lows = maps  # before merging
-            if layer.downsample is not None:
-                maps = self._merge(layer.downsample, maps)
-        return lows, maps
-
-    def _merge(self, merging: nn.Module, maps: List[Tensor]) -> List[Tensor]:
-        """The stage's ``downsample`` of each map: mmaction2's
-        ``PatchMerging`` by one gather, all maps at once
-        (:func:`~.window_tokens.merge_patches`) unless the attention is
-        ``'reference'``."""
-        if type(merging) is PatchMerging and \
-                self.attention_kind(maps[0].device) != 'reference':
-            return merge_patches(merging, maps)
-        return [merging(x) for x in maps]
-
-    def _check_input(self, x: Tensor) -> None:
-        pt, ph, pw = self.patch_size
-        step_h, step_w = ph * self.mask_scale, pw * self.mask_scale
-        H, W = x.shape[-2:]
-        if H % step_h or W % step_w:
-            raise ValueError(
-                f'inputs of size {H}x{W} are not divisible by patch x '
-                f'{self.mask_scale} = {step_h}x{step_w}')
-        if x.dim() == 5 and x.shape[2] % pt:
-            raise ValueError(f'clips of {x.shape[2]} frames are not '
-                             f'divisible by the temporal patch {pt}')
+        """The window-attention formula on ``device`` ('auto' resolved)."""
+        if self.attention != 'auto':
+            return self.attention
+        return 'sdpa' if device.type == 'cuda' else 'eager'
 
     def forward(
         self,
@@ -292,16 +460,10 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
     ) -> Union[Tensor, Tuple[Tensor, ...]]:
         """Token features of a masked clip or image batch, or of several.
 
-        Given a sequence of batches (e.g. BEVT's clips and images), each
-        block runs once for all of them where their windows allow it
-        (:mod:`~bevt.models.backbones.joint_streams`): the same features as
-        one call per batch, up to float rounding, with fewer operators (the
-        per-token layers run once for all batches).
-
         Args:
             x (Tensor | Sequence[Tensor]): Clips (N, 3, T, H, W) (video
                 stream) or images (N, 3, H, W) (image stream), or a
-                sequence of such batches.
+                sequence of such batches (e.g. BEVT's clips and images).
             mask (Tensor | Sequence[Tensor], optional): Bool, True = masked.
                 Clips: (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for
                 Swin-B's patch (2, 4, 4) and four stages); one per batch
@@ -313,38 +475,80 @@ class BEVTSwinTransformer3D(SwinCheckpointMixin, SwinTransformer3D):
             (H/16)*(W/16) for images; a tuple for a sequence.
         """
         if isinstance(x, Tensor):
-            return self._forward_streams([x], [mask])[0]
+            return self._forward_stream(x, mask)
         masks = [None] * len(x) if mask is None else list(mask)
         if len(masks) != len(x) or not x:
             raise ValueError(f'got {len(x)} input batches and {len(masks)} '
                              'masks; expected one mask (or None) per batch')
-        return tuple(self._forward_streams(list(x), masks))
+        return tuple(self._forward_stream(*pair) for pair in zip(x, masks))
 
-    def _forward_streams(self, batches: List[Tensor],
-                         masks: List[Optional[Tensor]]) -> List[Tensor]:
-        """:meth:`forward` of a list of batches."""
-        images = [x.dim() == 4 for x in batches]
-        maps = [self._embed(x, mask) for x, mask in zip(batches, masks)]
-        lows, highs = self._encode_streams(maps, images)
-        outs = []
-        for low, high, image in zip(lows, highs, images):
-            decoder = self.image_decoder if image else self.video_decoder
-            x = decoder(low, high)  # (N, T or 1, H/16, W/16, C)
-            outs.append(getattr(self, self.final_norm_name)(x).flatten(1, 3))
-        return outs
+    def _forward_stream(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """:meth:`forward` of one batch of clips or images."""
+        image = x.dim() == 4
+        x = self.pos_drop(self._embed(x, mask))  # (N, D, H/4, W/4, C)
+        for i, layer in enumerate(self.layers):
+            x = self._run_stage(layer, x, image)
+            if i == self.num_layers - 2:
+                low = x  # stage 3, before merging
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        decoder = self.image_decoder if image else self.video_decoder
+        x = decoder(low, x)  # (N, T or 1, H/16, W/16, C)
+        return getattr(self, self.final_norm_name)(x).flatten(1, 3)
+
+    def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
+        """The blocks of one stage (no merging) on a map (B, D, H, W, C).
+
+        Odd blocks are shifted. The official image path (quirk A) applies
+        the shift mask in the un-shifted blocks too.
+        """
+        quirks = image and self.official_image_path
+        window, shift = window_and_shift(x.shape[1:4], layer.window_size,
+                                         layer.shift_size, quirks)
+        mask = shift_mask(x.shape[1:4], window, shift, x.device)
+        attention = self.attention_kind(x.device)
+        for i, block in enumerate(layer.blocks):
+            shifted = i % 2 == 1
+            args = (block, x, window, shift if shifted else (0, 0, 0),
+                    mask if shifted or quirks else None, attention)
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(swin_block, *args, use_reentrant=False)
+            else:
+                x = swin_block(*args)
+        return x
 
     def _embed(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """Patch embedding and mask token of one batch: clips
-        (N, 3, T, H, W) -> (N, T/2, H/4, W/4, C), images (N, 3, H, W) ->
-        (N, 1, H/4, W/4, C) (Swin-B's patch)."""
+        """Patch embedding and mask token: clips (N, 3, T, H, W) ->
+        (N, T/2, H/4, W/4, C), images (N, 3, H, W) -> (N, 1, H/4, W/4, C)
+        (Swin-B's patch); masked patches replaced by the mask token."""
         if x.dim() not in (4, 5):
             raise ValueError(
                 'BEVTSwinTransformer3D takes clips (N, 3, T, H, '
                 f'W) or images (N, 3, H, W), got {tuple(x.shape)}')
-        self._check_input(x)
+        pt, ph, pw = self.patch_size
+        s = self.mask_scale
+        H, W = x.shape[-2:]
+        if H % (ph * s) or W % (pw * s):
+            raise ValueError(
+                f'inputs of size {H}x{W} are not divisible by patch x '
+                f'{s} = {ph * s}x{pw * s}')
+        if x.dim() == 5 and x.shape[2] % pt:
+            raise ValueError(f'clips of {x.shape[2]} frames are not '
+                             f'divisible by the temporal patch {pt}')
         if x.dim() == 4:
             x = self.patch_embed_2d(x).unsqueeze(1)  # (N, 1, Hp, Wp, C)
             mask = mask.unsqueeze(1) if mask is not None else None
         else:
             x = self.patch_embed(x).permute(0, 2, 3, 4, 1)  # (N,Tp,Hp,Wp,C)
-        return self._blend_mask(x, mask)
+        if mask is None:
+            return x
+        N, D, Hp, Wp, _ = x.shape
+        if tuple(mask.shape) != (N, D, Hp // s, Wp // s):
+            raise ValueError(
+                f'input_mask has shape {tuple(mask.shape)} but the token '
+                f'grid of this input is {(N, D, Hp // s, Wp // s)} (N, '
+                f'T/{pt}, H/{ph * s}, W/{pw * s})')
+        # (N, D, H/16, W/16) -> (N, D, H/4, W/4, 1): True = masked
+        m = mask.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
+        m = m.unsqueeze(-1).to(x.dtype)
+        return x * (1. - m) + self.mask_token.to(x.dtype) * m

@@ -63,7 +63,7 @@ def test_mask_polarity_masked_patch_is_mask_token():
     mask = torch.zeros(2, 2, 4, 4, dtype=torch.bool)
     mask[0, 1, 2, 3] = True  # one token of the stride-16 grid
     patches = model.patch_embed(x).permute(0, 2, 3, 4, 1)
-    blended = model._blend_mask(patches, mask)
+    blended = model._embed(x, mask)
     # the token covers 4x4 patches of the stride-4 grid
     torch.testing.assert_close(blended[0, 1, 8:12, 12:16],
                                model.mask_token[0, 0].expand(4, 4, 16))
@@ -119,50 +119,52 @@ def _output_and_grads(model, x, mask):
 @pytest.mark.parametrize('shape', [(2, 3, 8, 64, 64), (2, 3, 4, 80, 80),
                                    (2, 3, 64, 64), (2, 3, 80, 80),
                                    (1, 3, 8, 64, 64)])
-def test_attention_paths_equal_reference(shape):
-    """fused (SDPA) and eager (cheaper bias read) equal mmaction2's
-    WindowAttention3D.forward ('reference'), outputs and gradients (fused:
-    per-window q, k, v views where the bias broadcasts, in unshifted blocks
-    or with one sample, and the one-copy layout otherwise)."""
+def test_attention_formulas_equal_reference(shape):
+    """sdpa and eager equal mmaction2's WindowAttention3D.forward
+    ('reference'), outputs and gradients (sdpa: the bias broadcast over the
+    windows as they come, with one sample or no mask, and the (B, nW*nH)
+    layout otherwise)."""
     model = tiny_backbone().train()
     B = shape[0]
     grid = (B, shape[2] // 2, shape[-1] // 16, shape[-1] // 16) \
         if len(shape) == 5 else (B, shape[-1] // 16, shape[-1] // 16)
     x, mask = torch.randn(shape), torch.rand(grid) > 0.5
-    model.fused_attention = 'reference'
+    model.attention = 'reference'
     ref_out, ref_grads = _output_and_grads(model, x, mask)
     assert any('relative_position_bias_table' in name for name in ref_grads)
-    for kind in (True, False):
-        model.fused_attention = kind
+    for kind in ('sdpa', 'eager'):
+        model.attention = kind
         out, grads = _output_and_grads(model, x, mask)
         torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
         assert_grads_close(grads, ref_grads, 2e-4)
     eager_out = out
-    model.fused_attention = 'auto'  # eager on CPU
+    model.attention = 'auto'  # eager on CPU
     assert model.attention_kind(torch.device('cpu')) == 'eager'
-    assert model.attention_kind(torch.device('cuda')) == 'fused'
+    assert model.attention_kind(torch.device('cuda')) == 'sdpa'
     torch.testing.assert_close(
         _output_and_grads(model, x, mask)[0], eager_out, atol=0, rtol=0)
-    with pytest.raises(ValueError, match='fused_attention'):
-        tiny_backbone(fused_attention='yes')
+    with pytest.raises(ValueError, match='attention'):
+        tiny_backbone(attention='yes')
 
 
-@pytest.mark.parametrize('per_block', [1, 2, 3, 8])
+@pytest.mark.parametrize('block_windows', [1, 2, 3, 8])
 @pytest.mark.parametrize('masked', [True, False])
-def test_blocked_eager_attention_equals_mmaction(per_block, masked):
-    """Windows in blocks (shift-mask slices included) give mmaction2's
-    output and gradients."""
+def test_blocked_eager_attention_equals_mmaction(block_windows, masked,
+                                                 monkeypatch):
+    """Windows in cache-sized blocks (shift-mask slices included) give
+    mmaction2's output and gradients."""
     from mmaction.models.backbones.swin import WindowAttention3D
 
-    from bevt.models.backbones.swin3d_ops import eager_window_attention
+    from bevt.models.backbones import bevt_swin
 
     torch.manual_seed(0)
     attn = WindowAttention3D(16, (2, 2, 2), num_heads=2).train()
     torch.nn.init.normal_(attn.relative_position_bias_table)
-    x = torch.randn(2 * 4, 8, 16, requires_grad=True)  # B=2, nW=4, N=8
-    mask = torch.where(torch.rand(4, 8, 8) < 0.3, -100., 0.) \
+    x = torch.randn(2 * 6, 8, 16, requires_grad=True)  # B=2, nW=6, N=8
+    mask = torch.where(torch.rand(6, 8, 8) < 0.3, -100., 0.) \
         if masked else None
-    window_bytes = 2 * 8 * 8 * 4
+    monkeypatch.setattr(bevt_swin, 'EAGER_BLOCK_BYTES',
+                        block_windows * 2 * 8 * 8 * 4)
 
     def run(fn):
         attn.zero_grad(set_to_none=True)
@@ -172,41 +174,15 @@ def test_blocked_eager_attention_equals_mmaction(per_block, masked):
         return [out.detach(), x.grad] + [p.grad for p in attn.parameters()]
 
     expected = run(lambda: attn(x, mask=mask))
-    blocked = run(lambda: eager_window_attention(
-        attn, x, mask, block_bytes=per_block * window_bytes))
+    blocked = run(lambda: bevt_swin.window_attention(attn, x, mask, 'eager'))
     for got, ref in zip(blocked, expected):
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
-
-
-def test_windows_per_block():
-    from bevt.models.backbones.swin3d_ops import windows_per_block
-
-    assert windows_per_block(128, 64, 100, 400) == 4
-    assert windows_per_block(128, 64, 100, 50) == 1  # at least one
-    assert windows_per_block(128, 6, 100, 500) == 3  # a divisor of nW
-    assert windows_per_block(128, 64, 100, 10**6) == 64  # one sample
-    assert windows_per_block(10, 1, 100, 10**6) == 10  # no mask: any
-
-
-def test_backbone_blocked_attention_equals_reference(monkeypatch):
-    """The CPU blocks inside the backbone (forced small) change nothing."""
-    from bevt.models.backbones import swin3d_ops
-
-    model = tiny_backbone().train()
-    x, mask = torch.randn(2, 3, 8, 64, 64), torch.rand(2, 4, 4, 4) > 0.5
-    model.fused_attention = 'reference'
-    ref_out, ref_grads = _output_and_grads(model, x, mask)
-    model.fused_attention = False
-    monkeypatch.setattr(swin3d_ops, 'EAGER_BLOCK_BYTES', 2 * 64 * 64 * 4)
-    out, grads = _output_and_grads(model, x, mask)
-    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
-    assert_grads_close(grads, ref_grads, 2e-4)
 
 
 def test_relative_position_bias_equals_mmaction_indexing():
     from mmaction.models.backbones.swin import WindowAttention3D
 
-    from bevt.models.backbones.swin3d_ops import relative_position_bias
+    from bevt.models.backbones.bevt_swin import relative_position_bias
 
     torch.manual_seed(0)
     attn = WindowAttention3D(24, (2, 3, 3), num_heads=3)
@@ -242,9 +218,12 @@ def test_video_stages_equal_mmaction_swin3d(size):
     assert missing == []
     x = torch.randn(2, 3, 8, size, size)
     expected = reference(x)  # (B, C, T', H', W') after norm3
-    patches = model.patch_embed(x).permute(0, 2, 3, 4, 1)
-    _, high = model._encode(patches, image=False)
-    ours = model.norm3(high).permute(0, 4, 1, 2, 3)
+    x_ours = model.patch_embed(x).permute(0, 2, 3, 4, 1)
+    for layer in model.layers:
+        x_ours = model._run_stage(layer, x_ours, image=False)
+        if layer.downsample is not None:
+            x_ours = layer.downsample(x_ours)
+    ours = model.norm3(x_ours).permute(0, 4, 1, 2, 3)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -302,9 +281,10 @@ def _explicit_2d_stage(layer, x, official):
 
 
 @pytest.mark.parametrize('official', [True, False])
-@pytest.mark.parametrize('fused', [True, False])
-def test_image_path_equals_explicit_2d_swin(official, fused):
-    model = tiny_backbone(official_image_path=official, fused_attention=fused)
+@pytest.mark.parametrize('attention', ['sdpa', 'eager', 'reference'])
+def test_image_path_equals_explicit_2d_swin(official, attention):
+    model = tiny_backbone(
+        official_image_path=official, attention=attention)
     # stage 0: 16x16 maps (shifted windows); stage 2: 4x4 = the window
     for stage, side in ((0, 16), (2, 4)):
         layer = model.layers[stage]
@@ -482,10 +462,10 @@ def check_attention_paths_on(device: torch.device) -> None:
         x = torch.randn(shape, generator=gen).to(device)
         mask = (torch.rand(grid, generator=gen) > 0.5).to(device)
         with exact_float32():
-            model.fused_attention = 'reference'
+            model.attention = 'reference'
             ref_out, ref_grads = _output_and_grads(model, x, mask)
-            for kind in ('auto', False):
-                model.fused_attention = kind
+            for kind in ('auto', 'eager'):
+                model.attention = kind
                 out, grads = _output_and_grads(model, x, mask)
                 torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=1e-4)
                 for name, ref in ref_grads.items():
@@ -498,7 +478,7 @@ def check_attention_paths_on(device: torch.device) -> None:
         errors = {}  # bfloat16 error of each path against float32
         with torch.autocast(device.type, dtype=torch.bfloat16):
             for kind in ('reference', 'auto'):
-                model.fused_attention = kind
+                model.attention = kind
                 out, grads = _output_and_grads(model, x, mask)
                 errors[kind] = [relative_error(out, ref_out)] + [
                     relative_error(grads[name], ref)
@@ -514,5 +494,5 @@ def check_attention_paths_on(device: torch.device) -> None:
 def test_attention_paths_on_device(device):
     """'auto' is the eager path on CPU and the fused one on CUDA."""
     kind = tiny_backbone().attention_kind(torch.device(device))
-    assert kind == ('fused' if device == 'cuda' else 'eager')
+    assert kind == ('sdpa' if device == 'cuda' else 'eager')
     check_attention_paths_on(torch.device(device))
