@@ -16,6 +16,8 @@ model = dict(backbone=dict(pretrained=None))  # random init
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=True)
 
+# the image stream is the only (primary) loader: the stage-2 image data,
+# ImageNet once per epoch
 train_dataloader = dict(
     _delete_=True,
     batch_size=64,
@@ -26,9 +28,10 @@ train_dataloader = dict(
         type='BEVTTolerantDataset',
         dataset=dict(
             type='mmpretrain.ImageNet',
-            ann_file={{_base_.image_ann_file}},
-            data_prefix={{_base_.image_data_root}},
-            pipeline={{_base_.image_pipeline}})))
+            ann_file=_base_.image_ann_file,
+            data_prefix=_base_.image_data_root,
+            pipeline=_base_.image_pipeline)))
+img_dataloader = None
 train_cfg = dict(
     _delete_=True,
     type='EpochBasedTrainLoop',

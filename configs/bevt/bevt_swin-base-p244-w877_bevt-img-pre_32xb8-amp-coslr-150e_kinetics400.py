@@ -9,6 +9,7 @@ _base_ = [
 # only the video half of the model is used: DDP must allow unused weights
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=True)
+img_dataloader = None
 train_cfg = dict(
     _delete_=True,
     type='EpochBasedTrainLoop',

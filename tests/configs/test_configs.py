@@ -7,10 +7,20 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from bevt.registry import MODELS
-from bevt.testing import REPO_ROOT
+from bevt.testing import REPO_ROOT, config_path
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True))
+STAGE2 = config_path('bevt/bevt_swin-base-p244-w877_bevt-img-pre_32xb8-amp-'
+                     'coslr-150e_in1k-kinetics400.py')
+
+
+def inheritance_depth(path: str) -> int:
+    """The most `_base_` levels above ``path``."""
+    bases = Config._get_base_files(path)
+    return max((1 + inheritance_depth(osp.join(osp.dirname(path), base))
+                for base in bases),
+               default=0)
 
 
 def test_configs_exist():
@@ -37,3 +47,25 @@ def test_config_parses_and_model_builds(path):
         model = MODELS.build(cfg.model)
     model.init_weights()
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_inheritance_depth_is_at_most_3():
+    depths = {osp.relpath(p, REPO_ROOT): inheritance_depth(p) for p in CONFIGS}
+    assert max(depths.values()) <= 3, depths
+    # every recipe inherits (from a `_base_` part or another recipe)
+    assert all(d > 0 for p, d in depths.items() if '_base_' not in p), depths
+
+
+def test_image_loader_merges_key_by_key(tmp_path):
+    """A child config changes one key of the stage-2 image loader and keeps
+    the rest; the loop names it."""
+    child = tmp_path / 'child.py'
+    child.write_text(f'_base_ = [{STAGE2!r}]\n'
+                     'img_dataloader = dict(batch_size=16, num_workers=2)\n')
+    base, cfg = Config.fromfile(STAGE2), Config.fromfile(str(child))
+    assert cfg.train_cfg.other_loaders == ['img_dataloader']
+    assert (cfg.img_dataloader.batch_size,
+            cfg.img_dataloader.num_workers) == (16, 2)
+    assert cfg.img_dataloader.dataset == base.img_dataloader.dataset
+    cfg.merge_from_dict({'img_dataloader.dataset.dataset.times': 2})
+    assert cfg.img_dataloader.dataset.dataset.times == 2

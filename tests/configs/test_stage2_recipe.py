@@ -45,7 +45,8 @@ def test_model(cfg):
 
 def test_batches_loop_and_data(cfg):
     video = cfg.train_dataloader
-    image = cfg.train_cfg.other_loaders[0]
+    assert cfg.train_cfg.other_loaders == ['img_dataloader']
+    image = cfg.img_dataloader
     assert cfg.train_cfg.type == 'BEVTMultiSourceEpochLoop'
     assert cfg.train_cfg.max_epochs == 150
     assert video.batch_size == 4 and image.batch_size == 32

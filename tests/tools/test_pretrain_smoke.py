@@ -19,7 +19,7 @@ LOSS_LINE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/\d+\].*?'
 
 def loaders(workers: int, persistent: bool = False):
     opts = []
-    for loader in ('train_dataloader', 'train_cfg.other_loaders.0'):
+    for loader in ('train_dataloader', 'img_dataloader'):
         opts += [
             f'{loader}.num_workers={workers}',
             f'{loader}.persistent_workers={persistent}'

@@ -18,6 +18,11 @@ what long runs need:
 - a non-finite loss stops training with a clear message (``'raise'``) or
   skips the optimizer step on every rank (``'skip'``) instead of silently
   writing NaN into the weights.
+
+The other loaders are given in ``train_cfg.other_loaders``, each as the
+name of a top-level config key (``'img_dataloader'``: a dict that child
+configs and ``--cfg-options img_dataloader.batch_size=...`` merge into, as
+``train_dataloader``), as a dataloader config or as a ``DataLoader``.
 """
 import functools
 import gc
@@ -117,24 +122,46 @@ class _CyclingLoader:
             return next(self._iterator)
 
 
+def _loader_from_config(runner, key: str) -> dict:
+    """The dataloader config at top-level key ``key`` of the run's config.
+
+    Args:
+        runner (Runner): The runner (``runner.cfg`` is the whole config).
+        key (str): E.g. ``'img_dataloader'``.
+
+    Returns:
+        dict: The dataloader config.
+    """
+    loader = (runner.cfg or {}).get(key)
+    if not isinstance(loader, dict):
+        raise ValueError(f'train_cfg.other_loaders names {key!r}, but the '
+                         f'config has no dataloader dict under {key!r} (got '
+                         f'{type(loader).__name__})')
+    return loader
+
+
 class _MultiSourceMixin:
     """What the epoch- and iteration-based loops share."""
 
     def _setup_sources(self, runner,
-                       other_loaders: Sequence[Union[Dict, DataLoader]],
+                       other_loaders: Sequence[Union[str, Dict, DataLoader]],
                        nonfinite_loss: str, reseed: bool) -> None:
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f'train_cfg.nonfinite_loss must be one of '
                              f'{NONFINITE_POLICIES}, got {nonfinite_loss!r}')
         if not isinstance(other_loaders, (list, tuple)):
             raise TypeError('train_cfg.other_loaders must be a list of '
-                            f'dataloaders, got {type(other_loaders)}')
+                            'config keys or dataloaders, got '
+                            f'{type(other_loaders)}')
         diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
-        self.other_loaders: List[DataLoader] = [
-            runner.build_dataloader(
-                loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
-            if isinstance(loader, dict) else loader for loader in other_loaders
-        ]
+        self.other_loaders: List[DataLoader] = []
+        for loader in other_loaders:
+            if isinstance(loader, str):
+                loader = _loader_from_config(runner, loader)
+            if isinstance(loader, dict):
+                loader = runner.build_dataloader(
+                    loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+            self.other_loaders.append(loader)
         self.nonfinite_loss = nonfinite_loss
         self.reseed = reseed
         self.nonfinite_steps = 0
@@ -214,7 +241,9 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The primary (video) loader.
-        other_loaders (list[DataLoader | dict]): The other loaders, cycled.
+        other_loaders (list[str | dict | DataLoader]): The other loaders,
+            cycled: names of top-level config keys (``'img_dataloader'``),
+            dataloader configs or loaders.
         max_epochs (int): Epochs of the primary loader.
         val_begin (int): First epoch with validation. Defaults to 1.
         val_interval (int): Validation interval. Defaults to 1.
@@ -228,7 +257,7 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
     def __init__(self,
                  runner,
                  dataloader: Union[DataLoader, Dict],
-                 other_loaders: Sequence[Union[DataLoader, Dict]],
+                 other_loaders: Sequence[Union[str, Dict, DataLoader]],
                  max_epochs: int,
                  val_begin: int = 1,
                  val_interval: int = 1,
@@ -278,7 +307,8 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The primary loader.
-        other_loaders (list[DataLoader | dict]): The other loaders.
+        other_loaders (list[str | dict | DataLoader]): The other loaders:
+            names of top-level config keys, dataloader configs or loaders.
         max_iters (int): Total iterations.
         val_begin (int): First iteration with validation. Defaults to 1.
         val_interval (int): Validation interval. Defaults to 1000.
@@ -290,7 +320,7 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
     def __init__(self,
                  runner,
                  dataloader: Union[DataLoader, Dict],
-                 other_loaders: Sequence[Union[DataLoader, Dict]],
+                 other_loaders: Sequence[Union[str, Dict, DataLoader]],
                  max_iters: int,
                  val_begin: int = 1,
                  val_interval: int = 1000,

@@ -1,29 +1,15 @@
-# A Video Swin small enough to train on a CPU (smoke configs and tests).
+# A Video Swin small enough to train on a CPU (smoke configs and tests): the
+# fine-tune recognizer of `swin_base.py` with a nano backbone (embed 32,
+# depths 1-1-2-1, window 4x4x4) and 8 classes.
+_base_ = ['./swin_base.py']
+
 model = dict(
-    type='Recognizer3D',
     backbone=dict(
-        type='SwinTransformer3D',
-        arch=dict(embed_dims=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8]),
-        pretrained=None,
-        pretrained2d=False,
-        patch_size=(2, 4, 4),
+        arch=dict(
+            _delete_=True,
+            embed_dims=32,
+            depths=[1, 1, 2, 1],
+            num_heads=[1, 2, 4, 8]),
         window_size=(4, 4, 4),
-        mlp_ratio=4.,
-        qkv_bias=True,
-        qk_scale=None,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        drop_path_rate=0.1,
-        patch_norm=True),
-    data_preprocessor=dict(
-        type='ActionDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape='NCTHW'),
-    cls_head=dict(
-        type='I3DHead',
-        in_channels=256,
-        num_classes=8,
-        spatial_type='avg',
-        dropout_ratio=0.2,
-        average_clips='prob'))
+        drop_path_rate=0.1),
+    cls_head=dict(in_channels=256, num_classes=8, dropout_ratio=0.2))

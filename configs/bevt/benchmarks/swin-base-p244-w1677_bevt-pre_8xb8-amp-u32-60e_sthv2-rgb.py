@@ -9,48 +9,21 @@
 #   python tools/model_converters/bevt_to_mmaction.py \
 #       work_dirs/<stage 2>/epoch_150.pth \
 #       checkpoints/bevt_swin-base-w1677_mmaction.pth --window-size 16 7 7
-_base_ = ['../../_base_/default_runtime.py']
+_base_ = [
+    './swin-base-p244-w877_bevt-pre_8xb8-amp-32x2x1-60e_kinetics400-rgb.py'
+]
 
 model = dict(
-    type='Recognizer3D',
     backbone=dict(
-        type='SwinTransformer3D',
-        arch='base',
-        pretrained=None,
-        pretrained2d=False,
-        patch_size=(2, 4, 4),
         window_size=(16, 7, 7),
-        mlp_ratio=4.,
-        qkv_bias=True,
-        qk_scale=None,
-        drop_rate=0.,
-        attn_drop_rate=0.,
         drop_path_rate=0.4,
-        patch_norm=True,
         init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/bevt_swin-base-w1677_mmaction.pth',
-            prefix='backbone.')),
-    data_preprocessor=dict(
-        type='ActionDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape='NCTHW'),
-    cls_head=dict(
-        type='I3DHead',
-        in_channels=1024,
-        num_classes=174,
-        spatial_type='avg',
-        dropout_ratio=0.5,
-        init_std=0.01,
-        label_smooth_eps=0.1,
-        average_clips='prob'),
-    # the 3 test views go through the backbone 2 at a time (as officially);
-    # mmaction2 then needs batch_size=1 in the val and test loaders
+            checkpoint='checkpoints/bevt_swin-base-w1677_mmaction.pth')),
+    cls_head=dict(num_classes=174, label_smooth_eps=0.1),
+    # the 3 test views go through the backbone 2 at a time (as officially)
     test_cfg=dict(max_testing_views=2))
 
 # dataset settings
-dataset_type = 'VideoDataset'
 data_root = 'data/sthv2/videos'
 data_root_val = 'data/sthv2/videos'
 ann_file_train = 'data/sthv2/sthv2_train_list_videos.txt'
@@ -85,70 +58,32 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
+# the Kinetics-400 pipelines with uniform sampling; 1 clip x 3 crops at test
 val_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=32, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs')
+    dict(type='UniformSample', clip_len=32, test_mode=True)
+    if step.type == 'SampleFrames' else step for step in _base_.val_pipeline
 ]
-# 1 clip x 3 crops
 test_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=32, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='ThreeCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs')
+    dict(type='UniformSample', clip_len=32, num_clips=1, test_mode=True)
+    if step.type == 'SampleFrames' else step for step in _base_.test_pipeline
 ]
 
 train_dataloader = dict(
     batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root_val),
-        pipeline=val_pipeline,
-        test_mode=True))
+        pipeline=val_pipeline))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         ann_file=ann_file_test,
         data_prefix=dict(video=data_root_val),
-        pipeline=test_pipeline,
-        test_mode=True))
-
-# top-1, top-5 and mean class accuracy (`acc/top1`, `acc/top5`, `acc/mean1`)
-val_evaluator = dict(
-    type='AccMetric',
-    metric_list=('top_k_accuracy', 'mean_class_accuracy'),
-    metric_options=dict(top_k_accuracy=dict(topk=(1, 5))))
-test_evaluator = val_evaluator
-
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=60, val_begin=1, val_interval=5)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+        pipeline=test_pipeline))
 
 # AdamW 5e-4, weight decay 0.05, no layer decay, backbone lr x 0.1 on every
 # backbone parameter; no weight decay on norms, biases and relative-position
@@ -156,36 +91,11 @@ test_cfg = dict(type='TestLoop')
 # the backbone norms and all biases: see the benchmarks README.) No gradient
 # clipping. apex O1 officially; fp16 AMP with a dynamic loss scale here.
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
     accumulative_counts=8,
-    optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='BEVTSwin3DLayerDecayConstructor',
+    optimizer=dict(lr=5e-4, weight_decay=0.05),
     paramwise_cfg=dict(layer_decay_rate=1.0, backbone_lr_mult=0.1),
     clip_grad=None)
 
-# 2.5-epoch linear warmup from 0.1x (per iteration) multiplying a cosine to 0
-# over 60 epochs (per epoch), as the official mmcv schedule
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=2.5,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=60,
-        eta_min=0,
-        by_epoch=True,
-        begin=0,
-        end=60)
-]
-
-default_hooks = dict(
-    checkpoint=dict(interval=5, max_keep_ckpts=3), logger=dict(interval=100))
 # EMA of the weights, updated every iteration (as mmcv's EMAHook, whose
 # 100-iteration warm-up has no effect at this momentum); the EMA weights are
 # the ones evaluated and saved for testing

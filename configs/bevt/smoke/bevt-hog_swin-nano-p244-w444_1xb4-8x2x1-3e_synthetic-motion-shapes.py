@@ -26,74 +26,20 @@ model = dict(
         gaussian_window=16,
         downsample=16))
 
-data_root = '{{$BEVT_DATA:data/synthetic}}'
+# the smoke pipelines with the tokenizer view at the crop size: the HOG of
+# the 64-px crop itself
 video_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='RandomRescale', scale_range=(64, 80), interpolation='bicubic'),
-    dict(type='RandomCrop', size=64),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='BEVTTokenizerView', size=64),  # HOG of the crop itself
-    dict(
-        type='BEVTTubeMaskGenerator',
-        input_size=4,
-        num_masking_patches=8,
-        min_num_patches=2,
-        clip_len=8,
-        temporal_patch=2,
-        tube_range=(0.5, 1.0)),
-    dict(type='PackBEVTInputs')
+    dict(step, size=64) if step.type == 'BEVTTokenizerView' else step
+    for step in _base_.video_pipeline
 ]
 image_pipeline = [
-    dict(type='BEVTLoadImage'),
-    dict(type='RandomRescale', scale_range=(64, 80), interpolation='bicubic'),
-    dict(
-        type='ColorJitter',
-        brightness=0.4,
-        contrast=0.4,
-        saturation=0.4,
-        hue=0),
-    dict(type='RandomCrop', size=64),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='BEVTTokenizerView', size=64),
-    dict(
-        type='BEVTBlockMaskGenerator',
-        input_size=4,
-        num_masking_patches=8,
-        min_num_patches=2),
-    dict(type='PackBEVTInputs')
+    dict(step, size=64) if step.type == 'BEVTTokenizerView' else step
+    for step in _base_.image_pipeline
 ]
-
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=video_pipeline)))
-image_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='BEVTTolerantDataset',
-        dataset=dict(
-            type='mmpretrain.CustomDataset',
-            ann_file=f'{data_root}/images_train.txt',
-            data_prefix=f'{data_root}/images/train',
-            pipeline=image_pipeline)))
-train_cfg = dict(max_epochs=3, other_loaders=[image_dataloader])
+img_dataloader = dict(dataset=dict(dataset=dict(pipeline=image_pipeline)))
 
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=3,
-        eta_min=0,
-        by_epoch=True,
-        begin=0,
-        end=3,
-        convert_to_iter_based=True)
-]
+# 3 epochs: 1 of warmup, the cosine over all 3
+train_cfg = dict(max_epochs=3)
+param_scheduler = _base_.param_scheduler
+param_scheduler[1].update(T_max=3, end=3)

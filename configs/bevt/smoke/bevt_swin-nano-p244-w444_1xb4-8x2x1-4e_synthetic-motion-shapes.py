@@ -3,9 +3,12 @@
 # `bevt.datasets.synthetic_motion` (`make demo` writes them; `BEVT_DATA`
 # points at another copy). The stage-2 recipe scaled down to a CPU: 8 frames
 # of 64 px (4 x 4 x 4 tokens), 64-px images (4 x 4 tokens), 32-px tokenizer
-# views, half of the 16 cells masked, tubes over 2-4 of the 4 slots.
+# views, half of the 16 cells masked, tubes over 2-4 of the 4 slots; the
+# stage-2 optimisation at lr 1e-3 over 4 epochs, without AMP (a CPU).
 _base_ = [
-    '../../_base_/models/bevt_swin_nano.py', '../../_base_/default_runtime.py'
+    '../../_base_/models/bevt_swin_nano.py',
+    '../../_base_/schedules/bevt_adamw_150e.py',
+    '../../_base_/default_runtime.py'
 ]
 
 # dataset settings
@@ -63,7 +66,7 @@ train_dataloader = dict(
             ann_file=video_ann_file,
             data_prefix=dict(video=f'{data_root}/videos/train'),
             pipeline=video_pipeline)))
-image_dataloader = dict(
+img_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
@@ -76,46 +79,12 @@ image_dataloader = dict(
             data_prefix=f'{data_root}/images/train',
             pipeline=image_pipeline)))
 
-train_cfg = dict(
-    type='BEVTMultiSourceEpochLoop',
-    other_loaders=[image_dataloader],
-    max_epochs=4,
-    nonfinite_loss='raise')
-val_cfg = None
-test_cfg = None
-
-optim_wrapper = dict(
-    constructor='BEVTOptimWrapperConstructor',
-    optimizer=dict(
-        type='AdamW',
-        lr=1e-3,
-        betas=(0.9, 0.999),
-        weight_decay=0.05,
-        fused=True),
-    paramwise_cfg=dict(
-        custom_keys=dict(
-            absolute_pos_embed=dict(decay_mult=0.),
-            relative_position_bias_table=dict(decay_mult=0.),
-            norm=dict(decay_mult=0.))),
-    clip_grad=dict(max_norm=3.0, norm_type=2))
-
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=4,
-        eta_min=0,
-        by_epoch=True,
-        begin=0,
-        end=4,
-        convert_to_iter_based=True)
-]
+# 4 epochs: 1 of warmup, the cosine over all 4
+train_cfg = dict(max_epochs=4)
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].end = 1
+param_scheduler[1].update(T_max=4, end=4)
 
 default_hooks = dict(
     checkpoint=dict(

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 import bevt.engine  # noqa: F401  (registers the loops)
 from bevt.engine.runner import BEVTMultiSourceEpochLoop
+from bevt.registry import DATASETS
 
 RUN_IDS = itertools.count()
 
@@ -156,6 +157,27 @@ def test_nonfinite_loss_can_skip_the_step(tmp_path):
     assert 'nonfinite_steps: 1' in log
     assert runner.message_hub.get_scalar(
         'train/nonfinite_steps').current() == 1
+
+
+def test_other_loader_named_by_a_config_key(tmp_path):
+    """`other_loaders=['img_dataloader']` reads the top-level config key,
+    so a child config merges into it like into `train_dataloader`."""
+    runner = make_runner(
+        tmp_path / 'named', max_epochs=1, other_loaders=['img_dataloader'])
+    # a config holds the dataset's registered name (the runner prints it)
+    name = f'ToyNoisyRange{next(RUN_IDS)}'
+    DATASETS.register_module(name=name, module=NoisyRange)
+    try:
+        runner.cfg.img_dataloader = dict(
+            loader(4, tag=1), dataset=dict(type=name, length=4, tag=1))
+        runner.train()
+    finally:
+        DATASETS._module_dict.pop(name)
+    assert len(runner.model.seen) == 3
+    assert all(s[1][0] == 1 for s in runner.model.seen)
+    missing = make_runner(tmp_path / 'missing', other_loaders=['img_loader'])
+    with pytest.raises(ValueError, match="names 'img_loader'"):
+        missing.train()
 
 
 def test_bad_arguments(tmp_path):

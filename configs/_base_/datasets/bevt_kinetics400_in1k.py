@@ -1,0 +1,83 @@
+# BEVT stage-2 data (the official recipe): Kinetics-400 clips for the video
+# stream (the primary loader, which defines the epoch) and ImageNet-1K images
+# for the image stream (`img_dataloader`, named by the loop's
+# `train_cfg.other_loaders`; a child config merges into it key by key).
+# Per GPU and iteration: 4 clips of 16x224x224 (stride 8) + 32 images.
+video_data_root = 'data/kinetics400/videos_train'
+video_ann_file = 'data/kinetics400/kinetics400_train_list_videos.txt'
+image_data_root = 'data/imagenet/train'
+image_ann_file = 'data/imagenet/meta/train.txt'
+
+# no colour jitter for video (as the official pipeline)
+video_pipeline = [
+    dict(type='DecordInit'),
+    dict(type='SampleFrames', clip_len=16, frame_interval=8, num_clips=1),
+    dict(type='DecordDecode'),
+    dict(
+        type='RandomRescale', scale_range=(256, 320), interpolation='bicubic'),
+    dict(type='RandomCrop', size=224),
+    dict(type='Flip', flip_ratio=0.5),
+    dict(type='BEVTTokenizerView', size=112, interpolation='lanczos'),
+    dict(
+        type='BEVTTubeMaskGenerator',
+        input_size=14,
+        num_masking_patches=98,
+        min_num_patches=16,
+        max_num_patches=None,
+        clip_len=16,
+        temporal_patch=2,
+        tube_range=(0.5, 1.0)),
+    dict(type='PackBEVTInputs')
+]
+image_pipeline = [
+    dict(type='BEVTLoadImage'),
+    dict(
+        type='RandomRescale', scale_range=(256, 320), interpolation='bicubic'),
+    dict(
+        type='ColorJitter',
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+        hue=0),
+    dict(type='RandomCrop', size=224),
+    dict(type='Flip', flip_ratio=0.5),
+    dict(type='BEVTTokenizerView', size=112, interpolation='lanczos'),
+    dict(
+        type='BEVTBlockMaskGenerator',
+        input_size=14,
+        num_masking_patches=98,
+        min_num_patches=16,
+        max_num_patches=None),
+    dict(type='PackBEVTInputs')
+]
+
+# unreadable files are replaced by other samples (see BEVTTolerantDataset)
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BEVTTolerantDataset',
+        dataset=dict(
+            type='VideoDataset',
+            ann_file=video_ann_file,
+            data_prefix=dict(video=video_data_root),
+            pipeline=video_pipeline)))
+# ImageNet repeated 5 times, so that the image loader outlasts the video
+# epoch (as the official run)
+img_dataloader = dict(
+    batch_size=32,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BEVTTolerantDataset',
+        dataset=dict(
+            type='RepeatDataset',
+            times=5,
+            dataset=dict(
+                type='mmpretrain.ImageNet',
+                ann_file=image_ann_file,
+                data_prefix=image_data_root,
+                pipeline=image_pipeline))))
