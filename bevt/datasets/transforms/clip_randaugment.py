@@ -7,7 +7,11 @@ gets the same ops with the same magnitudes, signs and positions. imgaug
 0.4.0 does not import on NumPy 2 (``np.sctypes`` was removed;
 aleju/imgaug#855, unmaintained), so mmaction2's ``ImgAug`` cannot run here,
 and pytorchvideo's wrapper is broken on current torchvision. This module
-re-implements imgaug's RandAugment with mmcv's image ops.
+re-implements imgaug 0.4.0's RandAugment (``imgaug/augmenters/
+collections.py``) op by op: the same op list, magnitudes, signs, initial
+flip and crop, and the same PIL calls or arithmetic for each op, so that
+each op's output equals imgaug's to the bit (tested). Only the random
+streams differ (numpy's global RNG instead of imgaug's).
 """
 import math
 from typing import Dict, List, Sequence, Tuple
@@ -16,7 +20,7 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 from bevt.registry import TRANSFORMS
 
@@ -67,20 +71,89 @@ def op_level(op: str, magnitude: int) -> float:
     return 0.
 
 
-def _bgr_op(func, img: np.ndarray, factor: float) -> np.ndarray:
-    """Run an mmcv op that expects BGR (grey conversion) on an RGB frame."""
-    bgr = np.ascontiguousarray(img[..., ::-1])
-    return np.ascontiguousarray(func(bgr, factor)[..., ::-1])
+def _pil_affine(
+    img: np.ndarray,
+    fill: int,
+    rotate: float = 0.,
+    shear: Tuple[float, float] = (0., 0.),
+    translate: Tuple[float, float] = (0., 0.),
+    center: Tuple[float, float] = (0., 0.)
+) -> np.ndarray:
+    """imgaug's ``pillike.warp_affine``: PIL's affine warp (nearest).
+
+    The forward map is: move ``center`` (fractions of (W, H)) to the origin,
+    rotate by ``rotate`` degrees (counter-clockwise), shear by
+    ``tanh(radians(shear))`` (imgaug 0.4.0 takes the tanh, not the tan, of
+    the angle), translate by ``translate`` pixels (x, y), move back. PIL
+    samples the inverse map, as imgaug does (same float32 matrices).
+
+    Args:
+        img (np.ndarray): Frame of shape (H, W, 3), uint8.
+        fill (int): Value of the pixels that come from outside the frame.
+        rotate (float): Degrees. Defaults to 0.
+        shear (tuple[float, float]): (x, y) shear angles in degrees.
+            Defaults to (0., 0.).
+        translate (tuple[float, float]): (x, y) shift in pixels. Defaults to
+            (0., 0.).
+        center (tuple[float, float]): (x, y) centre as fractions of the
+            width and height. Defaults to the top-left corner.
+
+    Returns:
+        np.ndarray: The frame, (H, W, 3) uint8.
+    """
+    h, w = img.shape[:2]
+    cx, cy = w * center[0], h * center[1]
+    rot, shear_x, shear_y = np.deg2rad([rotate, shear[0], shear[1]])
+    rot = -rot
+    steps = [
+        [[1, 0, -cx], [0, 1, -cy], [0, 0, 1]],
+        [[np.cos(rot), np.sin(rot), 0], [-np.sin(rot),
+                                         np.cos(rot), 0], [0, 0, 1]],
+        [[1, np.tanh(shear_x), 0], [np.tanh(shear_y), 1, 0], [0, 0, 1]],
+        [[1, 0, translate[0]], [0, 1, translate[1]], [0, 0, 1]],
+        [[1, 0, cx], [0, 1, cy], [0, 0, 1]],
+    ]
+    matrix = np.eye(3, dtype=np.float32)
+    for step in steps:
+        matrix = np.matmul(np.array(step, dtype=np.float32), matrix)
+    inverse = np.linalg.inv(matrix)[:2].flat
+    return np.array(
+        Image.fromarray(img).transform((w, h),
+                                       Image.AFFINE,
+                                       tuple(inverse),
+                                       fillcolor=(fill, ) * 3))
 
 
-def _pil_filter(img: np.ndarray, kernel: ImageFilter.Filter) -> np.ndarray:
-    """PIL's built-in filter (imgaug's pillike filters) on a uint8 frame."""
-    return np.asarray(Image.fromarray(img).filter(kernel)).copy()
+ENHANCERS = dict(
+    EnhanceColor=ImageEnhance.Color,
+    EnhanceContrast=ImageEnhance.Contrast,
+    EnhanceBrightness=ImageEnhance.Brightness,
+    EnhanceSharpness=ImageEnhance.Sharpness)
+FILTERS = dict(FilterBlur=ImageFilter.BLUR, FilterSmooth=ImageFilter.SMOOTH)
+
+
+def _cutout(img: np.ndarray, side: float, center: Tuple[float, float],
+            fill: int) -> np.ndarray:
+    """imgaug's ``Cutout(squared=True)``: a square of ``side`` x H pixels
+    centred at ``center`` ((y, x) fractions), corners truncated to int and
+    clipped to the frame."""
+    h, w = img.shape[:2]
+    cy, cx = center
+    y1, y2 = (cy - side / 2) * h, (cy + side / 2) * h
+    x1, x2 = (cx - side / 2) * w, (cx + side / 2) * w
+    half, x_center = (y2 - y1) / 2, x1 + (x2 - x1) / 2
+    x1, x2 = x_center - half, x_center + half
+    y1, y2 = (min(max(int(v), 0), h) for v in (y1, y2))
+    x1, x2 = (min(max(int(v), 0), w) for v in (x1, x2))
+    img = img.copy()
+    img[y1:y2, x1:x2] = fill
+    return img
 
 
 def apply_op(img: np.ndarray, op: str, value: float, fill: int,
              center: Tuple[float, float]) -> np.ndarray:
-    """Apply one RandAugment op with fixed parameters to one frame.
+    """Apply one RandAugment op with fixed parameters to one frame, as
+    imgaug 0.4.0 does (the same PIL calls, or the same arithmetic).
 
     Args:
         img (np.ndarray): Frame of shape (H, W, 3), uint8, RGB.
@@ -101,46 +174,28 @@ def apply_op(img: np.ndarray, op: str, value: float, fill: int,
         return mmcv.imequalize(img)
     if op == 'Invert':
         return mmcv.iminvert(img)
-    if op == 'Rotate':
-        return mmcv.imrotate(
-            img, value, border_value=fill, interpolation='nearest')
+    if op == 'Rotate':  # about the centre
+        return _pil_affine(img, fill, rotate=value, center=(0.5, 0.5))
     if op == 'Posterize':
         return mmcv.posterize(img, int(value))
     if op == 'Solarize':
         return mmcv.solarize(img, value)
-    if op.startswith('Enhance'):
+    if op in ENHANCERS:
         factor = min(max(1. + value, 0.1), 1.9)
-        if op == 'EnhanceColor':
-            return _bgr_op(mmcv.adjust_color, img, factor)
-        if op == 'EnhanceContrast':
-            return _bgr_op(mmcv.adjust_contrast, img, factor)
-        if op == 'EnhanceBrightness':
-            return mmcv.adjust_brightness(img, factor)
-        return mmcv.adjust_sharpness(img, factor)
-    if op.startswith('Shear'):
-        direction = 'horizontal' if op == 'ShearX' else 'vertical'
-        return mmcv.imshear(
-            img,
-            math.tan(math.radians(value)),
-            direction,
-            border_value=fill,
-            interpolation='nearest')
-    if op.startswith('Translate'):
-        direction = 'horizontal' if op == 'TranslateX' else 'vertical'
-        offset = value * (w if op == 'TranslateX' else h)
-        return mmcv.imtranslate(
-            img, offset, direction, border_value=fill, interpolation='nearest')
+        pil = Image.fromarray(img)
+        return np.array(ENHANCERS[op](pil).enhance(factor))
+    if op == 'ShearX':  # about the top-left corner
+        return _pil_affine(img, fill, shear=(value, 0.))
+    if op == 'ShearY':
+        return _pil_affine(img, fill, shear=(0., value))
+    if op == 'TranslateX':
+        return _pil_affine(img, fill, translate=(value * w, 0.))
+    if op == 'TranslateY':
+        return _pil_affine(img, fill, translate=(0., value * h))
     if op == 'Cutout':
-        side = int(round(value * h))
-        cy, cx = int(center[0] * h), int(center[1] * w)
-        img = img.copy()
-        img[max(cy - side // 2, 0):max(cy - side // 2 + side, 0),
-            max(cx - side // 2, 0):max(cx - side // 2 + side, 0)] = fill
-        return img
-    if op == 'FilterBlur':
-        return _pil_filter(img, ImageFilter.BLUR)
-    if op == 'FilterSmooth':
-        return _pil_filter(img, ImageFilter.SMOOTH)
+        return _cutout(img, value, center, fill)
+    if op in FILTERS:
+        return np.array(Image.fromarray(img).filter(FILTERS[op]))
     raise ValueError(f'Invalid RandAugment op: {op}')
 
 
@@ -164,9 +219,15 @@ class BEVTClipRandAugment(BaseTransform):
        Enhance*, Shear* and Translate* take a random sign, Cutout a random
        centre.
 
-    Ops are mmcv's (``auto_contrast``, ``imequalize``, ``imrotate``,
-    ``imshear``, ...) and PIL's BLUR / SMOOTH filters; they follow imgaug's
-    PIL-like ops, not bit-exactly.
+    Each op is computed as imgaug 0.4.0 computes it: PIL's ``AFFINE``
+    transform (nearest, fill 128 on every channel) for Rotate (about the
+    centre), Shear* (about the top-left corner, with imgaug's
+    ``tanh(angle)`` for the shear factor) and Translate*; PIL's
+    ``ImageEnhance`` and BLUR / SMOOTH filters; mmcv's ``auto_contrast``,
+    ``imequalize``, ``iminvert``, ``posterize`` and ``solarize`` (PIL's
+    definitions); imgaug's Cutout corners (truncated to int). The initial
+    crop is resized back with OpenCV's bilinear resize, as imgaug's
+    ``KeepSizeByResize(interpolation='linear')``.
 
     **Required Keys:** ``imgs``: a list of (H, W, 3) uint8 RGB frames.
 

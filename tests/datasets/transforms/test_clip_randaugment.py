@@ -1,6 +1,8 @@
 # Copyright (c) bevt contributors. All rights reserved.
+import hashlib
 import math
 
+import mmcv
 import numpy as np
 import pytest
 from mmengine.registry import DefaultScope
@@ -105,6 +107,61 @@ def test_ops_do_what_they_say():
     moved = apply_op(frame, 'TranslateX', 0.25, 128, (0, 0))
     np.testing.assert_array_equal(moved[:, 16:], frame[:, :-16])
     assert (moved[:, :16] == 128).all()
+
+
+# md5 (first 16 hex digits) of imgaug 0.4.0's output for each RandAugment op
+# at m=7 on FRAME: the augmenters of `iaa.RandAugment` with their random
+# choices fixed (the sign in SIGNS, the Cutout centre (y, x) = (0.3, 0.8)),
+# computed with imgaug 0.4.0's `pillike` / `arithmetic` augmenters
+IMGAUG_MD5 = {
+    'Identity': '8fe0f34cc1b57fd4',
+    'Autocontrast': 'a38ca20e7528b205',
+    'Equalize': 'ca38c83a66265755',
+    'Invert': '2d2714d469a73d7f',
+    'Rotate': '330586c5f3fdc7b6',
+    'Posterize': 'cdb32826c954400b',
+    'Solarize': '074bde24c42202de',
+    'EnhanceColor': '99414ebdbcd4099b',
+    'EnhanceContrast': '853773b9af9d72e9',
+    'EnhanceBrightness': '022803376060040c',
+    'EnhanceSharpness': 'bcb23656e5c682ba',
+    'ShearX': 'f0d6d343af003262',
+    'ShearY': '14ea8a20f065c1d8',
+    'TranslateX': 'cb5ce1757ec7c169',
+    'TranslateY': '2cd51453903219ae',
+    'Cutout': '086eae086f56382b',
+    'FilterBlur': '16ca81b51eb22f53',
+    'FilterSmooth': '61273aa5b9197fa8',
+}
+SIGNS = dict(
+    Rotate=-1,
+    EnhanceContrast=-1,
+    EnhanceSharpness=-1,
+    ShearY=-1,
+    TranslateX=-1)
+
+
+@pytest.mark.parametrize('op', IMGAUG_RANDAUGMENT_OPS)
+def test_each_op_equals_imgaug(op):
+    """Every op gives imgaug 0.4.0's output to the bit (24 x 32 frame,
+    m=7, fill 128)."""
+    h, w = 24, 32
+    frame = ((np.arange(h * w * 3).reshape(h, w, 3) * 37 +
+              np.arange(h)[:, None, None]**2) % 151 + 50).astype(np.uint8)
+    value = SIGNS.get(op, 1) * op_level(op, 7)
+    out = np.ascontiguousarray(apply_op(frame, op, value, 128, (0.3, 0.8)))
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert hashlib.md5(out.tobytes()).hexdigest()[:16] == IMGAUG_MD5[op]
+
+
+def test_initial_crop_is_imgaug_keep_size_crop():
+    """imgaug's `KeepSizeByResize(Crop(px=(t, r, b, l)), 'linear')` after
+    `Fliplr`: crop the flipped frame, resize back bilinearly."""
+    frame = clip(1, h=48, w=64)[0]
+    transform = BEVTClipRandAugment(num_ops=0, magnitude=7)
+    draw = dict(flip=True, crop=(3 / 48, 5 / 64, 7 / 48, 1 / 64), ops=[])
+    expected = mmcv.imresize(frame[:, ::-1][3:41, 1:59], (64, 48))
+    np.testing.assert_array_equal(transform.apply(frame, draw), expected)
 
 
 def test_invalid_arguments():
