@@ -1,805 +1,870 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Time a BEVT pretraining step on synthetic batches of a config's shapes.
 
-One step is what ``Runner.train`` does per iteration: the data preprocessor,
-the forward pass (backbone, tokenizer, head), the backward pass and the
-optimizer step of the config's ``optim_wrapper`` (with
-``accumulative_counts=1``, so that every timed step updates the weights; a
-wrapper that cannot be built on the device, e.g. ``AmpOptimWrapper`` on a
-CPU, is replaced by a plain ``OptimWrapper`` and the output says so).
+A step is ``model.train_step(data, optim_wrapper)`` as ``Runner.train``
+runs it (preprocessor, forward, backward, optimizer step) on what the
+config's loaders would yield: the tuple (video batch, image batch) of the
+multi-source loop, or one batch. Each sample is uint8 noise of the
+pipeline's crop and clip length, passed through the pipeline's last
+transforms (tokenizer view, mask generator with the config's arguments,
+packing) and collated. Every weight is at random init: the tokenizer's
+``init_cfg`` and the backbone's ``pretrained`` are dropped, nothing is
+loaded. The optimizer is the config's ``optim_wrapper`` with
+``accumulative_counts=1``; off CUDA an ``AmpOptimWrapper`` becomes a plain
+``OptimWrapper``, and ``--amp`` runs the step under ``torch.autocast``.
 
-The batches are uint8 noise of the shapes of the config's pipelines (clip
-length, crop, tokenizer view) with real masks drawn by
-:func:`~bevt.datasets.transforms.masking.generate_block_mask` and
-:func:`~bevt.datasets.transforms.masking.tube_mask` with the config's mask
-arguments; no file is read or decoded. Every weight is at random init:
-the tokenizer's ``init_cfg`` and the backbone's ``pretrained`` are dropped
-(nothing is downloaded); the cost of a step does not depend on the values.
-
-Reported: seconds per iteration (median and min), clips/s and images/s,
-peak memory, the time and share of the tokenizer (its forward calls) and of
-the vocabulary projection (``head.fc``, forward and backward), and the FLOPs
-of one forward (``torch.utils.flop_counter``; a multiply-add counts as 2),
-split into tokenizer and the rest, with the step estimate
-3 x (trainable forward) + tokenizer forward, and the ATen operators of one
-step that do work (no views; about one kernel launch each on CUDA, the
-overhead that bounds a small-batch GPU step; not for a compiled backbone)
-with the host syncs among them (reads of device values or output sizes).
-
-``--compare`` builds a second variant in the same process with the same
-weights and batches, runs both interleaved and prints the ratios;
-``--backbone-only`` compares the Video Swin train step of our backbone with
-mmaction2's ``SwinTransformer3D`` (``--compile``: also under
-``torch.compile``); ``--compare model.compile_backbone=True`` times the full
-step with the compiled backbone; ``--fake-cuda`` counts (does not time) the
-backbone's forward and backward under CUDA's autocast on fake CUDA tensors,
-without a GPU.
-
-This file is the command line and the step runs; the config edits and
-synthetic batches, the measurement primitives, the report and the
-backbone-only run are in :mod:`bevt.utils.benchmarking`.
+``--compare`` builds a second variant (``official`` and/or ``key=value``
+overrides) with the same weights, times both interleaved on the same
+batches and prints the ratios; ``--backbone-only`` times the backbone
+against mmaction2's ``SwinTransformer3D`` with the same weights.
 
 Examples::
 
-    # the smoke config, 2 clips + 4 images
     python tools/analysis_tools/benchmark.py \\
         configs/bevt/smoke/bevt_swin-nano-p244-w444_1xb4-8x2x1-4e_synthetic-motion-shapes.py \\
-        --videos 2 --images 4 --iters 5
-    # stage 2 at Swin-T size on a CPU, against the official way
+        --videos 2 --images 4 --compare official
     python tools/analysis_tools/benchmark.py configs/bevt/pretrain.py \\
-        --videos 1 --images 8 --compare official --iters 3 --warmup 1 \\
-        --arch '{"embed_dims":96,"depths":[2,2,6,2],"num_heads":[3,6,12,24]}'
+        --videos 4 --images 32 --amp bf16 --compare official --peak-tflops 989
 """  # noqa: E501
 import argparse
 import copy
-import math
+import inspect
+import json
+import os
+import random
+import resource
 import statistics
 import sys
 import time
-from contextlib import contextmanager
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import types
+from contextlib import contextmanager, nullcontext
+from typing import (Any, Dict, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
-from bevt.utils.benchmarking.backbone import backbone_benchmark
-from bevt.utils.benchmarking.batches import make_batches, stream_counts
-from bevt.utils.benchmarking.fake_cuda import fake_cuda_benchmark
-from bevt.utils.benchmarking.measure import (MIB, SectionTimer,
-                                             compiled_graphs, eager_modules,
-                                             flop_counter,
-                                             has_compiled_modules,
-                                             module_flops, profile_steps,
-                                             quiet_logger, run_interleaved,
-                                             synchronizer)
-from bevt.utils.benchmarking.memory import (KernelUsage, MemoryMeter,
-                                            kernel_usage, records_cuda_graphs)
-from bevt.utils.benchmarking.op_count import count_ops
-from bevt.utils.benchmarking.report import (noise_warning, ratio_lines,
-                                            step_report, write_json)
-from bevt.utils.benchmarking.specs import (OFFICIAL_CONSTRUCTOR,
-                                           OFFICIAL_SETTINGS, apply_official,
-                                           apply_size_overrides,
-                                           make_random_init, parse_arch,
-                                           stream_specs)
+import numpy as np
+import torch
+from mmengine.config import DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from bevt.registry import MODELS, TRANSFORMS
+from bevt.utils import load_config
+from bevt.utils.config_streams import (loader_pipelines, pipeline_stream,
+                                       transform_type)
+
+MIB = 2.**20
+ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+MASK_TYPES = ('BEVTTubeMaskGenerator', 'BEVTBlockMaskGenerator')
+#: "The official way" (xyzforever/BEVT) as config settings, each set where
+#: the built class takes the argument; the loss is :func:`official_loss`.
+OFFICIAL_SETTINGS = (
+    ('model.backbone.attention', 'reference'),  # mmaction2's formula
+    ('model.joint_streams', False),  # one backbone pass per stream
+    ('model.tokenize_all_frames', True),  # every frame, every cell
+    ('model.head.gather_masked', False),  # vocab projection of every token
+    ('model.target_generator.dtype', None),  # float32
+    ('model.target_generator.channels_last', False),  # NCHW
+    ('optim_wrapper.constructor', 'DefaultOptimWrapperConstructor'),
+    ('optim_wrapper.optimizer.fused', False))  # one group per parameter
+
+
+def official_loss(self: Any, batches: Sequence[dict]) -> Dict[str, Any]:
+    """BEVT's losses computed the official way, from the model's public parts.
+
+    Bound to a BEVT model in place of its ``loss``: one backbone pass per
+    stream, then every frame of every stream (clip frames folded into the
+    batch, then the images: the official head's ``torch.cat((imgs_3d,
+    imgs_2d))``) in one tokenizer call, then the head's loss per stream.
+
+    Args:
+        batches (Sequence[dict]): Preprocessed batches, one per stream:
+            ``inputs`` with ``imgs`` (N, 3, [T,] H, W), ``input_mask``,
+            ``target_mask`` (bool, True = masked), ``tokenizer_imgs``
+            (N, 3, [T,] h, w).
+
+    Returns:
+        dict: The head's losses and diagnostics of every stream.
+    """
+    inputs = [batch['inputs'] for batch in batches]
+    feats = [self.backbone(i['imgs'], i.get('input_mask')) for i in inputs]
+    views = [i['tokenizer_imgs'] for i in inputs]
+    frames = torch.cat([
+        v.transpose(1, 2).flatten(0, 1) if v.dim() == 5 else v for v in views
+    ])  # (F, 3, h, w); frame t of clip n at n * T + t
+    with torch.no_grad():
+        targets = self.target_generator(frames).detach()  # (F, h/d, w/d)
+    losses, start = {}, 0
+    for i, feat, view in zip(inputs, feats, views):
+        num = view.shape[0] * (view.shape[2] if view.dim() == 5 else 1)
+        target = targets[start:start + num].flatten(1, 2)  # (num, hw[, D])
+        target = target.reshape(view.shape[0], -1, *target.shape[2:])
+        start += num
+        stream = 'video' if i['imgs'].dim() == 5 else 'img'
+        mask = i['target_mask'].flatten(1)  # (N, L)
+        losses.update(self.head.loss(feat, target, mask, stream))
+    return losses
 
 
 # ----------------------------------------------------------------------
-# command line
+# command line and config
+# yapf: disable
+OPTIONS = (  # (flag, type, help) of the plain options
+    ('--videos', int, 'clips per step (default: the video loader batch)'),
+    ('--images', int, 'images per step (default: the image loader batch)'),
+    ('--iters', int, 'timed steps (default: 10)'),
+    ('--warmup', int, 'untimed steps before them (default: 3)'),
+    ('--arch', str, 'backbone arch as JSON, e.g. \'{"embed_dims":96,'
+     '"depths":[2,2,6,2],"num_heads":[3,6,12,24]}\''),
+    ('--crop', int, 'crop in pixels (tokenizer view and masks follow)'),
+    ('--clip-len', int, 'frames per clip'),
+    ('--profile', str, 'write torch.profiler\'s operator table here'),
+    ('--json', str, 'write the numbers here'),
+    ('--peak-tflops', float, 'peak TFLOP/s of the device, for the MFU'),
+    ('--seed', int, 'seed of weights and batches (default: 0)'))
+# yapf: enable
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; ``sys.argv[1:]`` if None.
-
-    Returns:
-        argparse.Namespace: The arguments.
-    """
-    from mmengine.config import DictAction
-
+    """Parse and check the command line; errors name the argument."""
     parser = argparse.ArgumentParser(
-        description='Time a BEVT pretraining step (preprocessor, forward, '
-        'backward, optimizer step) on synthetic batches of the config\'s '
-        'shapes; all weights at random init, nothing is downloaded')
+        description='Time a BEVT pretraining step on synthetic batches')
     parser.add_argument('config', help='pretraining config file')
-    parser.add_argument(
-        '--videos',
-        type=int,
-        help='clips per step (default: the batch size of the config\'s '
-        'video loader; 0 = no video stream)')
-    parser.add_argument(
-        '--images',
-        type=int,
-        help='images per step (default: the batch size of the config\'s '
-        'image loader; 0 = no image stream)')
-    parser.add_argument(
-        '--iters', type=int, default=10, help='timed iterations')
-    parser.add_argument(
-        '--warmup',
-        type=int,
-        default=3,
-        help='untimed iterations before the timed ones')
-    parser.add_argument(
-        '--device',
-        choices=['cpu', 'cuda'],
-        help='device (default: cuda if available, else cpu)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, "key=value" (merged last)')
-    parser.add_argument(
-        '--official',
-        action='store_true',
-        help='run "the official way": ' +
-        ', '.join(f'{k.split(".")[-1]}={v}' for k, v in OFFICIAL_SETTINGS) +
-        f', one param group per parameter ({OFFICIAL_CONSTRUCTOR[1]}), '
-        'AdamW not fused')
-    parser.add_argument(
-        '--compare',
-        nargs='+',
-        metavar='KEY=VALUE|official',
-        help='also time a second variant: this config with these '
-        'overrides ("official" = the --official settings), same weights '
-        'and batches, interleaved with the first; prints the ratios')
-    parser.add_argument(
-        '--backbone-only',
-        action='store_true',
-        help='time a backbone train step (forward + backward of a feature '
-        'sum) of BEVTSwinTransformer3D\'s video path against mmaction2\'s '
-        'SwinTransformer3D with the same weights')
-    parser.add_argument(
-        '--fake-cuda',
-        action='store_true',
-        help='count, not time, one forward and backward of the backbone on '
-        '--videos clips and --images images under CUDA\'s autocast (--amp, '
-        'default bf16) on fake CUDA tensors: their operators and casts, and '
-        'the bytes the forward keeps for the backward, as on a GPU; needs no '
-        'GPU')
-    parser.add_argument(
-        '--compile',
-        action='store_true',
-        help='with --backbone-only: also time our encoder under '
-        'torch.compile (the full step: --compare model.compile_backbone=True)')
+    for flag, kind, text in OPTIONS:
+        parser.add_argument(flag, type=kind, help=text)
+    parser.add_argument('--device', choices=['cpu', 'cuda'])
     parser.add_argument(
         '--amp',
         choices=['none', 'bf16', 'fp16'],
-        help='mixed precision: "none" forces float32, "bf16"/"fp16" an '
-        'AmpOptimWrapper (on a CPU: autocast without loss scaling); '
-        'default: as the config\'s optim_wrapper; with --backbone-only: '
-        'autocast of the forward, default float32')
+        help='CUDA: AmpOptimWrapper of this dtype; CPU: the step under '
+        'torch.autocast (default: the config\'s; float32 on a CPU)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument(
-        '--seed', type=int, default=0, help='seed of weights and batches')
+        '--compare',
+        nargs='+',
+        metavar='official|KEY=VALUE',
+        help='also time this variant, same weights and batches')
     parser.add_argument(
-        '--threads',
-        type=int,
-        help='CPU threads of torch (torch.set_num_threads); 1 gives steadier '
-        'numbers on a busy machine, where OpenMP threads spin-wait')
-    parser.add_argument(
-        '--json', metavar='OUT', help='also write the numbers to this file')
-    parser.add_argument(
-        '--profile',
-        metavar='OUT',
-        help='after the timing, profile one more step of each variant with '
-        'torch.profiler and write its operator tables (by device time and '
-        'by CPU time) to this text file')
-    parser.add_argument(
-        '--peak-tflops',
-        type=float,
-        help='peak TFLOP/s of the device, to report the model FLOP '
-        'utilisation (MFU)')
-    parser.add_argument(
-        '--arch',
-        help='backbone arch as JSON, e.g. \'{"embed_dims":96,"depths":'
-        '[2,2,6,2],"num_heads":[3,6,12,24]}\' (Swin-T); head.in_channels '
-        'follows')
-    parser.add_argument(
-        '--tokenizer-n-hid',
-        type=int,
-        help='hidden width of the DALL-E tokenizer (256 in DALL-E)')
-    parser.add_argument(
-        '--clip-len', type=int, help='frames per clip (video pipeline)')
-    parser.add_argument(
-        '--crop',
-        type=int,
-        help='crop size in pixels; tokenizer views and mask grids scale '
-        'with it, mask budgets with its area')
+        '--backbone-only',
+        action='store_true',
+        help='time the backbone against mmaction2\'s SwinTransformer3D')
+    parser.set_defaults(iters=10, warmup=3, seed=0)
     args = parser.parse_args(argv)
-    for name in ('iters', 'warmup', 'videos', 'images', 'tokenizer_n_hid',
-                 'clip_len', 'crop', 'threads'):
+    for name, low in (('iters', 1), ('warmup', 0), ('videos', 0),
+                      ('images', 0), ('crop', 16), ('clip_len', 1)):
         value = getattr(args, name)
-        low = 1 if name in ('iters', 'tokenizer_n_hid', 'clip_len', 'crop',
-                            'threads') else 0
         if value is not None and value < low:
             parser.error(f'--{name.replace("_", "-")} must be >= {low}, '
                          f'got {value}')
-    if args.fake_cuda:
-        clash = [
-            name for name in ('backbone_only', 'compare', 'profile', 'compile')
-            if getattr(args, name)
-        ]
-        if clash:
-            parser.error('--fake-cuda counts the backbone alone; not '
-                         'with --' + clash[0].replace('_', '-'))
-    if args.profile and args.backbone_only:
-        parser.error('--profile profiles the full step; it does not work '
-                     'with --backbone-only')
-    if args.peak_tflops is not None and not args.peak_tflops > 0:
+    if args.peak_tflops is not None and args.peak_tflops <= 0:
         parser.error(f'--peak-tflops must be > 0, got {args.peak_tflops}')
-    try:
-        args.arch_dict = None if args.arch is None else parse_arch(args.arch)
-        args.compare_official, args.compare_options = parse_overrides(
-            args.compare or [])
-    except ValueError as err:
-        parser.error(str(err))
+    if args.backbone_only and args.compare:
+        parser.error('--compare times full steps, not --backbone-only')
+    args.official = 'official' in (args.compare or [])
+    args.overrides = {}
+    for item in set(args.compare or []) - {'official'}:
+        if '=' not in item:
+            parser.error(f'Invalid --compare item {item!r}: expected '
+                         '"official" or KEY=VALUE')
+        key, value = item.split('=', 1)
+        args.overrides[key] = DictAction._parse_iterable(value)
+    if args.arch is not None:
+        try:
+            args.arch = json.loads(args.arch)
+        except json.JSONDecodeError as err:
+            parser.error(f'Invalid --arch JSON {args.arch!r}: {err}')
+        if not isinstance(args.arch, dict) or sorted(
+                args.arch) != sorted(ARCH_KEYS) or not isinstance(
+                    args.arch['depths'], list):
+            parser.error(f'Invalid --arch {args.arch!r}: expected a JSON '
+                         f'object with exactly the keys {ARCH_KEYS}')
     return args
 
 
-def parse_overrides(items: Sequence[str]) -> Tuple[bool, Dict[str, Any]]:
-    """Split ``--compare`` items into the official flag and overrides.
+def _crop(t: dict) -> Optional[int]:
+    """The square crop a transform config sets, if it sets one."""
+    for key in ('size', 'crop_size', 'scale'):
+        if key in t and (key != 'scale' or t.get('keep_ratio') is False):
+            value = t[key]
+            return value if isinstance(value, int) else value[0]
+    return None
 
-    Args:
-        items (Sequence[str]): ``official`` and/or ``key=value`` items.
 
-    Returns:
-        tuple: (whether ``official`` was given, ``{key: value}`` parsed as
-        mmengine's ``DictAction`` parses ``--cfg-options``).
+def make_random_init(cfg: Any) -> None:
+    """Drop the tokenizer's ``init_cfg`` and the backbone's checkpoint."""
+    cfg.model.target_generator.init_cfg = None
+    if cfg.model.backbone.get('pretrained'):
+        cfg.model.backbone.pretrained = None
 
-    Raises:
-        ValueError: For an item that is neither.
-    """
-    from mmengine.config import DictAction
 
-    official, options = False, {}
-    for item in items:
-        if item == 'official':
-            official = True
-        elif '=' in item:
-            key, value = item.split('=', 1)
-            options[key] = DictAction._parse_iterable(value)
-        else:
-            raise ValueError(f'Invalid --compare item: {item!r}; expected '
-                             '"official" or key=value')
-    return official, options
+def apply_sizes(cfg: Any, args: argparse.Namespace) -> None:
+    """``--arch``, ``--crop`` and ``--clip-len``."""
+    model = cfg.model
+    if args.arch is not None:
+        model.backbone.arch = args.arch
+        model.head.in_channels = args.arch['embed_dims'] * 2**(
+            len(args.arch['depths']) - 1)
+    for _, pipeline in loader_pipelines(cfg):
+        scale = 1.
+        for t in pipeline:
+            kind = transform_type(t)
+            if args.clip_len and 'clip_len' in t:
+                t['clip_len'] = args.clip_len
+            if args.crop and kind == 'BEVTTokenizerView':
+                t['size'] = round(t.get('size', 112) * scale)
+            elif args.crop and kind in MASK_TYPES:
+                defaults = inspect.signature(TRANSFORMS.get(kind)).parameters
+                grid = t.get('input_size', defaults['input_size'].default)
+                t['input_size'] = max(round(grid * scale), 1)
+                for key in ('num_masking_patches', 'min_num_patches',
+                            'max_num_patches'):
+                    value = t.get(key, defaults[key].default)
+                    if value is not None:
+                        t[key] = max(round(value * scale**2), 1)
+            elif args.crop and _crop(t):
+                scale = args.crop / _crop(t)
+                key = next(k for k in ('size', 'crop_size', 'scale') if k in t)
+                t[key] = args.crop if key != 'scale' else (args.crop, ) * 2
+
+
+def apply_official(cfg: Any) -> List[str]:
+    """Set :data:`OFFICIAL_SETTINGS` where the built class takes them."""
+    applied = []
+    for key, value in OFFICIAL_SETTINGS:
+        *path, name = key.split('.')
+        parent = cfg
+        for part in path:
+            parent = (parent or {}).get(part)
+        if parent is None or path[0] == 'model' and name not in \
+                inspect.signature(MODELS.get(parent['type'])).parameters:
+            continue
+        parent[name] = value
+        applied.append(f'{".".join(path[1:] + [name])}={value!r}')
+    return applied
+
+
+class StreamSpec(NamedTuple):
+    """A stream's samples: loader batch, crop (H, W), frames per clip (None
+    for images) and the pipeline's transforms from the tokenizer view on."""
+    batch_size: int
+    crop: Tuple[int, int]
+    clip_len: Optional[int]
+    tail: list
+
+
+def stream_specs(cfg: Any) -> Dict[str, StreamSpec]:
+    """The :class:`StreamSpec` of each stream of the config's loaders."""
+    specs = {}
+    for loader, pipeline in loader_pipelines(cfg):
+        stream = pipeline_stream(pipeline)
+        kinds = [transform_type(t) for t in pipeline]
+        if stream is None or stream in specs:
+            continue
+        if 'BEVTTokenizerView' not in kinds:
+            raise ValueError(f'the {stream} pipeline has no BEVTTokenizerView')
+        start = kinds.index('BEVTTokenizerView')
+        crops = [_crop(t) for t in pipeline[:start] if _crop(t)]
+        if not crops:
+            raise ValueError(f'no crop in the {stream} pipeline; pass --crop')
+        clip_len = [t['clip_len'] for t in pipeline if 'clip_len' in t]
+        if stream == 'video' and not clip_len:
+            raise ValueError('no clip_len in the video pipeline')
+        specs[stream] = StreamSpec(
+            loader.get('batch_size', 1), (crops[-1], ) * 2,
+            clip_len[0] if stream == 'video' else None,
+            [TRANSFORMS.build(t) for t in pipeline[start:]])
+    return specs
+
+
+def make_steps(specs: Dict[str, dict], counts: Dict[str, int], num: int,
+               seed: int) -> List[Any]:
+    """``num`` collated steps of uint8 noise with the pipelines' masks."""
+    rng = np.random.default_rng(seed)
+    random.seed(seed)  # the mask generators draw from `random`
+    steps = []
+    for _ in range(num):
+        batches = []
+        for stream, count in counts.items():
+            spec, samples = specs[stream], []
+            for _ in range(count):
+                size = (spec.clip_len or 1, *spec.crop, 3)
+                results = dict(imgs=list(rng.integers(0, 256, size, np.uint8)))
+                if spec.clip_len:
+                    results.update(clip_len=spec.clip_len, num_clips=1)
+                for transform in spec.tail:
+                    results = transform(results)
+                samples.append(results)
+            batches.append(pseudo_collate(samples))
+        steps.append(tuple(batches) if len(batches) > 1 else batches[0])
+    return steps
 
 
 # ----------------------------------------------------------------------
-# running
-def _run_loss(model: Any, data: Any) -> Any:
-    """``model(..., mode='loss')`` on preprocessed data."""
-    if isinstance(data, dict):
-        return model(**data, mode='loss')
-    return model(*data, mode='loss')
+# measuring
+@contextmanager
+def quiet() -> Iterator[None]:
+    """mmengine's logger at ERROR (random-init and param-group messages)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('ERROR')
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-# ----------------------------------------------------------------------
-# building
-def build_model(cfg: Any, device: Any, seed: int) -> Any:
-    """Build and initialise the model of ``cfg`` on ``device``."""
-    import torch
+def flop_counter() -> FlopCounterMode:
+    """FLOPs, also of CPU fused attention (torch has no formula for it)."""
+    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu',
+                 None)
+    mapping = {} if op is None else {
+        op: lambda q, k, v, *_, **__: sdpa_flop_count(q, k, v)
+    }
+    return FlopCounterMode(display=False, depth=None, custom_mapping=mapping)
 
-    from bevt.registry import MODELS
 
-    torch.manual_seed(seed)
-    with quiet_logger():
+def build_optim(model: Any, cfg: Any, amp: Optional[str],
+                device: torch.device) -> tuple:
+    """(optim wrapper, autocast or None, description)."""
+    wrapper_cfg = copy.deepcopy(dict(cfg.optim_wrapper))
+    notes = []
+    if wrapper_cfg.pop('accumulative_counts', 1) != 1:
+        notes.append('accumulative_counts -> 1')
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(amp)
+    autocast = None
+    if device.type != 'cuda' or amp == 'none':
+        if wrapper_cfg.get('type') == 'AmpOptimWrapper':
+            notes.append(f'AmpOptimWrapper -> OptimWrapper on {device.type}')
+        for key in ('type', 'loss_scale', 'dtype', 'use_fsdp'):
+            wrapper_cfg.pop(key, None)
+        if dtype is not None:
+            autocast = torch.autocast(device.type, dtype)
+            notes.append(f'train_step under torch.autocast({device.type}, '
+                         f'{dtype})')
+    elif dtype is not None:
+        wrapper_cfg.update(type='AmpOptimWrapper', dtype=dtype)
+    with quiet():
+        wrapper = build_optim_wrapper(model, wrapper_cfg)
+    optimizer = wrapper.optimizer
+    params = sum(p.requires_grad for p in model.parameters())
+    cast = getattr(wrapper, 'cast_dtype', None)
+    desc = (f'{type(wrapper).__name__}({type(optimizer).__name__}'
+            f'{" fused" if optimizer.defaults.get("fused") else ""}, '
+            f'{len(optimizer.param_groups)} param groups for {params} '
+            f'parameters{f", {cast}" if cast else ""})')
+    return wrapper, autocast, desc + ''.join(f'; {n}' for n in notes)
+
+
+def build_model(cfg: Any, device: torch.device, seed: int) -> Any:
+    """The config's model, initialised from ``seed``, in train mode."""
+    with quiet():
+        torch.manual_seed(seed)
         model = MODELS.build(cfg.model)
         model.init_weights()
     return model.to(device).train()
 
 
-def optimizer_name(optimizer: Any) -> str:
-    """E.g. 'AdamW' or 'AdamW fused'."""
-    fused = getattr(optimizer, 'defaults', {}).get('fused')
-    return type(optimizer).__name__ + (' fused' if fused else '')
-
-
-def build_optimizer(model: Any, cfg: Any, amp: Optional[str],
-                    device: Any) -> Tuple[Any, str]:
-    """The config's optim wrapper, or a fallback that works on ``device``.
+class Timed:
+    """Timed steps of one variant: seconds and (CUDA) peak memory.
 
     Args:
-        model (nn.Module): The model.
-        cfg (Config): The config (``optim_wrapper`` is read).
-        amp (str, optional): ``--amp``.
-        device (torch.device): The device.
-
-    Returns:
-        tuple: (the optim wrapper, a one-line description).
+        name (str): Column title.
+        device (torch.device): Where it runs.
     """
-    import torch
-    from mmengine.optim import OptimWrapper, build_optim_wrapper
 
-    wrapper_cfg = copy.deepcopy(cfg.get('optim_wrapper') or {})
-    wrapper_cfg = dict(wrapper_cfg)
-    counts = wrapper_cfg.pop('accumulative_counts', 1)
-    note = f' (config accumulative_counts={counts} -> 1)' if counts != 1 \
-        else ''
-    dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}.get(amp)
-    if amp == 'none':
-        wrapper_cfg['type'] = 'OptimWrapper'
-        for key in ('loss_scale', 'dtype', 'use_fsdp'):
-            wrapper_cfg.pop(key, None)
-    elif dtype is not None:
-        wrapper_cfg['type'] = 'AmpOptimWrapper'
-        wrapper_cfg['dtype'] = dtype
-    if 'optimizer' in wrapper_cfg:
-        try:
-            wrapper = build_optim_wrapper(model, wrapper_cfg)
-            desc = (f'{type(wrapper).__name__}('
-                    f'{optimizer_name(wrapper.optimizer)}, '
-                    f'{len(wrapper.optimizer.param_groups)} param groups')
-            cast = getattr(wrapper, 'cast_dtype', None)
-            if type(wrapper).__name__ == 'AmpOptimWrapper':
-                desc += f', {cast or "float16"} autocast'
-            return wrapper, desc + ') from the config' + note
-        except (AssertionError, RuntimeError, ValueError, TypeError,
-                KeyError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err) else \
-                type(err).__name__
-            kind = wrapper_cfg.get('type', 'OptimWrapper')
-            fallback = (f'the config\'s {kind} cannot be built on '
-                        f'{device.type} ({reason})')
-    else:
-        fallback = 'the config has no optim_wrapper.optimizer'
-    plain = dict(
-        type='OptimWrapper',
-        constructor=wrapper_cfg.get('constructor'),
-        optimizer=wrapper_cfg.get('optimizer'),
-        paramwise_cfg=wrapper_cfg.get('paramwise_cfg'),
-        clip_grad=wrapper_cfg.get('clip_grad'))
-    try:
-        wrapper = build_optim_wrapper(model, {
-            k: v
-            for k, v in plain.items() if v is not None
-        })
-        desc = (f'plain OptimWrapper({optimizer_name(wrapper.optimizer)}, '
-                f'{len(wrapper.optimizer.param_groups)} param groups, the '
-                'config\'s optimizer, no AmpOptimWrapper)')
-    except Exception:  # noqa: BLE001  (any config problem: plain AdamW)
-        wrapper = OptimWrapper(
-            torch.optim.AdamW(
-                [p for p in model.parameters() if p.requires_grad], lr=1e-4))
-        desc = 'plain AdamW(lr=1e-4)'
-    if dtype is not None:
-        wrapper = _with_autocast(wrapper, device, getattr(torch, dtype))
-        desc += f' under torch.autocast({device.type}, {dtype}), no loss ' \
-            'scaling'
-    else:
-        desc += ' in float32'
-    return wrapper, f'{desc}: {fallback}{note}'
+    def __init__(self, name: str, device: torch.device) -> None:
+        self.name, self.device = name, device
+        self.times, self.peak, self.autocast = [], None, None
+
+    def run(self, data: Any) -> Any:
+        """One step on ``data`` (a subclass's)."""
+        raise NotImplementedError
+
+    def step(self, data: Any, record: bool = True) -> Any:
+        """:meth:`run`, timed (with its CUDA peak memory) if ``record``."""
+        cuda = self.device.type == 'cuda'
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            start_bytes = torch.cuda.memory_allocated(self.device)
+        start = time.perf_counter()
+        with self.autocast or nullcontext():
+            out = self.run(data)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - start_bytes
+            if record:
+                self.peak = max(self.peak or 0., peak / MIB)
+        if record:
+            self.times.append(time.perf_counter() - start)
+        return out
+
+    def summary(self, clips: int, images: int = 0) -> Dict[str, Any]:
+        """The numbers common to every variant."""
+        median = statistics.median(self.times)
+        return dict(
+            name=self.name,
+            s_per_iter_median=median,
+            s_per_iter_min=min(self.times),
+            clips_per_s=clips / median,
+            images_per_s=images / median if images else None,
+            peak_memory_mib=self.peak,
+            times=self.times)
 
 
-def _with_autocast(wrapper: Any, device: Any, dtype: Any) -> Any:
-    """Make ``wrapper.optim_context`` also enter ``torch.autocast``."""
-    import torch
-
-    context = wrapper.optim_context
-
-    @contextmanager
-    def optim_context(model):
-        with context(model), torch.autocast(device.type, dtype=dtype):
-            yield
-
-    wrapper.optim_context = optim_context
-    return wrapper
-
-
-# ----------------------------------------------------------------------
-# one variant of the model
-class Variant:
-    """A model, its optimizer, timers and measurements.
+class Variant(Timed):
+    """A model variant's train step, its tokenizer's time and its FLOPs.
 
     Args:
         name (str): Column title.
         cfg (Config): Its config.
-        settings (list[str]): What distinguishes it, for the report.
-        device (torch.device): The device.
-        amp (str, optional): ``--amp``.
-        seed (int): Seed of the weights.
+        settings (list[str]): What defines it, for the report.
+        args (argparse.Namespace): ``--amp`` and ``--seed``.
+        device (torch.device): Where it runs.
+        official (bool): Compute the loss with :func:`official_loss`.
+            Defaults to False.
     """
 
-    def __init__(self, name: str, cfg: Any, settings: List[str], device: Any,
-                 amp: Optional[str], seed: int) -> None:
-        self.name = name
-        self.cfg = cfg
-        self.settings = settings
-        self.device = device
-        self.model = build_model(cfg, device, seed)
-        with quiet_logger():
-            self.optim, self.optim_desc = build_optimizer(
-                self.model, cfg, amp, device)
-        sync = synchronizer(device)
-        self.sync = sync
-        # frames and pixels the tokenizer encodes (registered before its
-        # timer, so it is not timed)
-        self.tokenized: List[Tuple[Any, int]] = []  # (frames, pixels each)
-        self.model.target_generator.register_forward_pre_hook(
-            self._count_tokenized, with_kwargs=True)
-        self.tokenizer_timer = SectionTimer(self.model.target_generator,
-                                            device)
-        fc = getattr(self.model.head, 'fc', None)
-        self.vocab_timer = SectionTimer(fc, device, True) if fc is not None \
-            else None
-        self.memory = MemoryMeter(device)
-        self.times: List[float] = []
-        self.tokenizer_times: List[float] = []
-        self.tokenized_frames: List[int] = []
-        self.tokenized_pixels: List[int] = []
-        self.vocab_times: List[float] = []
-        self.peak = 0.
-        self.flops: Dict[str, float] = {}
-        self.ops: Optional[Dict[str, int]] = None
-        self.losses: List[float] = []
-        self.kernel = KernelUsage()  # page faults, system time per step
+    def __init__(self,
+                 name: str,
+                 cfg: Any,
+                 settings: List[str],
+                 args: argparse.Namespace,
+                 device: torch.device,
+                 official: bool = False) -> None:
+        super().__init__(name, device)
+        self.settings, self.official = settings, official
+        self.model = build_model(cfg, device, args.seed)
+        if official:
+            self.model.loss = types.MethodType(official_loss, self.model)
+        self.optim, self.autocast, self.optim_desc = build_optim(
+            self.model, cfg, args.amp, device)
+        self.tokenizer_times, self.losses, self.spans = [], [], []
+        self.counting, self.calls, self.frames = False, 0, 0
+        tokenizer = self.model.target_generator
+        tokenizer.register_forward_pre_hook(self._begin, with_kwargs=True)
+        tokenizer.register_forward_hook(lambda *_: self._mark())
 
-    def _count_tokenized(self, module: Any, args: tuple, kwargs: dict) -> None:
-        """Forward pre-hook of the tokenizer: note what it will encode (a
-        frame count on the device is read after the step, so that the hook
-        adds no host sync inside it)."""
-        x = args[0]  # (N, 3, [T, ] h, w)
-        frame_mask = kwargs.get('frame_mask',
-                                args[1] if len(args) > 1 else None)
-        cell_mask = kwargs.get('cell_mask', args[2] if len(args) > 2 else None)
-        keep = module.needed_frames(frame_mask, cell_mask)
-        if keep is not None:
-            frames = keep.sum()
-        else:
-            frames = x.shape[0] * (x.shape[2] if x.dim() == 5 else 1)
-        self.tokenized.append((frames, x.shape[-2] * x.shape[-1]))
-
-    def tokenized_totals(self) -> Tuple[int, int]:
-        """(frames, pixels) the tokenizer encoded since the last reset."""
-        frames = [int(n) for n, _ in self.tokenized]
-        pixels = sum(n * p for n, (_, p) in zip(frames, self.tokenized))
-        return sum(frames), pixels
-
-    def share_weights_of(self, other: 'Variant') -> str:
-        """Copy ``other``'s weights (tokenizer included) into this model.
-
-        Returns:
-            str: A note on what could not be shared ('' if all was).
-        """
-        import torch
-
-        state = other.model.state_dict()
-        try:
-            self.model.load_state_dict(state, strict=True)
-            note = ''
-        except RuntimeError:
-            own = self.model.state_dict()
-            same = {
-                k: v
-                for k, v in state.items()
-                if k in own and own[k].shape == v.shape
-            }
-            self.model.load_state_dict(same, strict=False)
-            note = (f'{len(own) - len(same)} of {len(own)} entries of '
-                    f'{self.name} could not take {other.name}\'s values')
-        src = getattr(other.model.target_generator, 'encoder', None)
-        dst = getattr(self.model.target_generator, 'encoder', None)
-        if isinstance(src, torch.nn.Module) and isinstance(
-                dst, torch.nn.Module):
-            dst.load_state_dict(src.state_dict())
-        return note
-
-    def count_flops(self, step: Any) -> None:
-        """Forward FLOPs of one step: the rest of the model, and the
-        tokenizer's FLOPs per encoded pixel (its FLOPs per step then follow
-        from the frames it actually encodes in the timed steps)."""
-        import torch
-
-        self._timers(False)
-        self.tokenized.clear()
-        root = type(self.model).__name__
-        with torch.no_grad():
-            data = self.model.data_preprocessor(step, True)
-            with eager_modules(self.model), flop_counter() as counter:
-                _run_loss(self.model, data)
-        self._timers(True)
-        total = counter.get_total_flops()
-        tokenizer = module_flops(counter, f'{root}.target_generator')
-        pixels = self.tokenized_totals()[1]
-        self.flops = dict(
-            tokenizer_per_pixel=tokenizer / pixels if pixels else 0.,
-            fwd_rest=(total - tokenizer) / 1e9,
-            fwd_vocab=module_flops(counter, f'{root}.head.fc') / 1e9)
-
-    def _timers(self, enabled: bool) -> None:
-        for timer in (self.tokenizer_timer, self.vocab_timer):
-            if timer is not None:
-                timer.enabled = enabled
-
-    def step(self, data: Any, record: bool) -> None:
-        """One timed train step (recorded unless ``record`` is False)."""
-        for timer in (self.tokenizer_timer, self.vocab_timer):
-            if timer is not None:
-                timer.reset()
-        self.tokenized.clear()
-        self.sync()
-        before = kernel_usage()
-        start = time.perf_counter()
-        log = self.model.train_step(data, self.optim)
-        self.sync()
-        elapsed = time.perf_counter() - start
-        # mmengine's log_vars keep the graph: detach before reading
-        loss = float(log['loss'].detach())
-        if not math.isfinite(loss):
-            print(
-                f'warning: {self.name}: non-finite loss {loss}',
-                file=sys.stderr)
-        if record:
-            self.times.append(elapsed)
-            self.tokenizer_times.append(self.tokenizer_timer.total)
-            frames, pixels = self.tokenized_totals()
-            self.tokenized_frames.append(frames)
-            self.tokenized_pixels.append(pixels)
-            self.vocab_times.append(
-                self.vocab_timer.total if self.vocab_timer else 0.)
-            self.losses.append(loss)
-            self.kernel.record(before)
-
-    def measure_memory(self, data: Any) -> None:
-        """Peak memory of one more (untimed) train step on ``data``; None
-        under CUDA graphs, whose replays the allocator does not see
-        (:func:`records_cuda_graphs`)."""
-        if self.graphed:
-            self.peak = None
+    def _mark(self) -> None:
+        if self.device.type != 'cuda':
+            self.spans.append(time.perf_counter())
             return
-        self.peak = self.memory.measure(
-            lambda: self.model.train_step(data, self.optim),
-            exact=not has_compiled_modules(self.model))
+        self.spans.append(torch.cuda.Event(enable_timing=True))
+        self.spans[-1].record()
 
-    @property
-    def graphed(self) -> bool:
-        """Whether the backbone replays CUDA graphs."""
-        return self.memory.device.type == 'cuda' and records_cuda_graphs(
-            getattr(self.model, 'compile_backbone', False))
+    def _begin(self, module: Any, args: tuple, kwargs: dict) -> None:
+        self._mark()
+        if self.counting:  # calls and frames encoded (reads the mask)
+            x, cells = args[0], kwargs.get('cell_mask')
+            self.calls += 1
+            self.frames += x.shape[0] * (x.shape[2] if x.dim() == 5 else 1) \
+                if cells is None else int(cells.flatten(-2).any(-1).sum())
 
-    def measure_ops(self, data: Any) -> None:
-        """ATen operators of one more (untimed) train step on ``data``
-        (:func:`count_ops`); none with a compiled module, whose kernels are
-        generated."""
-        if not has_compiled_modules(self.model):
-            self.ops = count_ops(
-                lambda: self.model.train_step(data, self.optim),
-                self.optim.optimizer)
+    def describe(self) -> str:
+        """The built model's settings that tell the variants apart."""
+        m, tokenizer = self.model, self.model.target_generator
+        return (f'attention={getattr(m.backbone, "attention", "?")!r}, '
+                f'joint_streams={getattr(m, "joint_streams", "?")}, '
+                f'tokenize_all_frames={getattr(m, "tokenize_all_frames", "?")}'
+                f', gather_masked={getattr(m.head, "gather_masked", "?")}, '
+                f'tokenizer dtype={getattr(tokenizer, "dtype", "?")}, '
+                f'channels_last={getattr(tokenizer, "channels_last", "?")}, '
+                f'loss={"official_loss" if self.official else "BEVT.loss"}')
 
-    def _ops_sum(self, prefix: str) -> Optional[int]:
-        """Operators counted under ``prefix`` ('' = forward + backward)."""
-        if self.ops is None:
-            return None
-        sections = ('optimizer.', 'host_sync.')
-        return sum(n for k, n in self.ops.items() if (
-            k.startswith(prefix) if prefix else not k.startswith(sections)))
+    def copy_weights(self, other: 'Variant') -> None:
+        """Take the weights of ``other``, the tokenizer's too."""
+        self.model.load_state_dict(other.model.state_dict())
+        with torch.no_grad():
+            for src, dst in zip(other.model.target_generator.parameters(),
+                                self.model.target_generator.parameters()):
+                dst.copy_(src)
+
+    def forward_pass(self, data: Any) -> None:
+        """One eval-mode forward before any update: the loss (the same in
+        every variant), the FLOPs and the tokenizer's calls and frames."""
+        model, self.counting = self.model.eval(), True
+        with torch.no_grad(), torch.compiler.set_stance('force_eager'):
+            batch = model.data_preprocessor(data, True)
+            with flop_counter() as counter:
+                if isinstance(batch, dict):
+                    out = model(**batch, mode='loss')
+                else:
+                    out = model(*batch, mode='loss')
+        model.train()
+        self.counting = False
+        self.loss = float(sum(v for k, v in out.items() if 'loss' in k))
+        self.gflops = counter.get_total_flops() / 1e9
+        tokenizer = f'{type(model).__name__}.target_generator'
+        self.tokenizer_gflops = sum(counter.get_flop_counts().get(
+            tokenizer, {}).values()) / 1e9
+
+    def run(self, data: Any) -> Any:
+        """One train step, as the Runner's."""
+        self.spans.clear()
+        return self.model.train_step(data, self.optim)
+
+    def step(self, data: Any, record: bool = True) -> Any:
+        """:meth:`Timed.step`, its loss and the tokenizer's seconds."""
+        out = super().step(data, record)
+        if record:
+            self.losses.append(float(out['loss'].detach()))
+            cuda = self.device.type == 'cuda'
+            spans = zip(self.spans[::2], self.spans[1::2])
+            self.tokenizer_times.append(
+                sum(
+                    a.elapsed_time(b) / 1e3 if cuda else b - a
+                    for a, b in spans))
+        return out
 
     def summary(self, counts: Dict[str, int],
                 peak_tflops: Optional[float]) -> Dict[str, Any]:
-        """The measured numbers of this variant."""
-        median = statistics.median(self.times)
-        total = sum(self.times)
-        tokenizer = self.flops['tokenizer_per_pixel'] * statistics.mean(
-            self.tokenized_pixels) / 1e9
-        step = 3 * self.flops['fwd_rest'] + tokenizer
-        out = dict(
-            name=self.name,
+        """The numbers of this variant."""
+        out = super().summary(counts.get('video', 0), counts.get('img', 0))
+        step = 3 * (self.gflops - self.tokenizer_gflops) + \
+            self.tokenizer_gflops
+        out.update(
             settings=self.settings,
+            model=self.describe(),
             optimizer=self.optim_desc,
-            s_per_iter_median=median,
-            s_per_iter_min=min(self.times),
-            clips_per_s=counts.get('video', 0) / median,
-            images_per_s=counts.get('img', 0) / median,
             tokenizer_s_per_iter=statistics.median(self.tokenizer_times),
-            tokenizer_share=sum(self.tokenizer_times) / total,
-            vocab_s_per_iter=statistics.median(self.vocab_times),
-            vocab_share=sum(self.vocab_times) / total,
-            peak_memory_mib=None if self.peak is None else self.peak / MIB,
-            peak_memory_absolute_mib=self.memory.absolute / MIB,
-            tokenizer_frames_per_iter=statistics.mean(self.tokenized_frames),
-            fwd_gflops_tokenizer=tokenizer,
-            fwd_gflops_rest=self.flops['fwd_rest'],
-            fwd_gflops_vocab=self.flops['fwd_vocab'],
+            tokenizer_share=sum(self.tokenizer_times) / sum(self.times),
+            tokenizer_calls=self.calls,
+            tokenizer_frames=self.frames,
+            fwd_gflops=self.gflops,
+            fwd_gflops_tokenizer=self.tokenizer_gflops,
             step_gflops=step,
-            achieved_tflops=step / median / 1e3,
-            aten_ops=self._ops_sum(''),
-            aten_ops_optimizer=self._ops_sum('optimizer.'),
-            host_syncs=self._ops_sum('host_sync.'),
-            **self.kernel.summary(),
-            aten_ops_by_name=self.ops,
-            times=self.times,
+            achieved_tflops=step / out['s_per_iter_median'] / 1e3,
+            first_loss=self.loss,
             losses=self.losses)
         if peak_tflops:
             out['mfu'] = out['achieved_tflops'] / peak_tflops
         return out
 
 
-# ----------------------------------------------------------------------
-def load_config(args: argparse.Namespace) -> Tuple[Any, List[str]]:
-    """The config with the size overrides and random-init settings."""
-    from bevt.utils import load_config as load_config_file
+class BackboneRun(Timed):
+    """A backbone's train step: forward of clips ``x``, backward of the sum.
 
-    cfg = load_config_file(args.config)
-    if not isinstance(cfg.get('model'), dict) or 'backbone' not in cfg.model:
-        raise ValueError(f'{args.config} has no model with a backbone')
-    notes = apply_size_overrides(cfg, args)
+    Args:
+        name (str): Column title.
+        module (nn.Module): The backbone.
+        x (Tensor): Clips (N, 3, T, H, W).
+        autocast (torch.autocast, optional): Around the step.
+    """
+
+    def __init__(self, name: str, module: Any, x: torch.Tensor,
+                 autocast: Any) -> None:
+        super().__init__(name, x.device)
+        self.module, self.x, self.autocast = module, x, autocast
+        with torch.no_grad(), flop_counter() as counter:
+            module(x)
+        self.gflops = counter.get_total_flops() / 1e9
+
+    def run(self, data: Any) -> None:
+        """Forward and backward."""
+        self.module.zero_grad(set_to_none=True)
+        self.module(self.x).float().sum().backward()
+
+    def summary(self) -> Dict[str, Any]:
+        """The numbers of this backbone."""
+        return dict(super().summary(len(self.x)), fwd_gflops=self.gflops)
+
+
+# ----------------------------------------------------------------------
+# running and reporting
+# yapf: disable
+ROWS = (  # (label, key, format, scale)
+    ('s/iter (median)', 's_per_iter_median', '.4f', 1),
+    ('s/iter (min)', 's_per_iter_min', '.4f', 1),
+    ('clips/s', 'clips_per_s', '.3f', 1),
+    ('images/s', 'images_per_s', '.3f', 1),
+    ('tokenizer s/iter', 'tokenizer_s_per_iter', '.4f', 1),
+    ('tokenizer share %', 'tokenizer_share', '.1f', 100),
+    ('tokenizer calls/iter', 'tokenizer_calls', 'd', 1),
+    ('tokenizer frames/iter', 'tokenizer_frames', 'd', 1),
+    ('peak memory MiB', 'peak_memory_mib', '.1f', 1),
+    ('fwd GFLOPs', 'fwd_gflops', '.3f', 1),
+    ('fwd GFLOPs tokenizer', 'fwd_gflops_tokenizer', '.3f', 1),
+    ('step GFLOPs', 'step_gflops', '.3f', 1),
+    ('achieved TFLOP/s', 'achieved_tflops', '.4f', 1),
+    ('MFU %', 'mfu', '.2f', 100),
+    ('loss (first batch)', 'first_loss', '.4f', 1))
+# yapf: enable
+
+
+def table(results: List[Dict[str, Any]]) -> str:
+    """The rows of :data:`ROWS` with a value: a column per variant and, for
+    two, their ratio."""
+    titles = [r['name'] for r in results]
+    titles += [f'{titles[1]}/{titles[0]}'] if len(results) == 2 else []
+    rows = []
+    for label, key, spec, scale in ROWS:
+        values = [r.get(key) for r in results]
+        if all(v is None for v in values):
+            continue
+        cells = ['-' if v is None else format(v * scale, spec) for v in values]
+        if len(values) == 2:
+            a, b = values
+            cells.append(f'{b / a:.2f}' if a and b is not None else '-')
+        rows.append((label, cells))
+    width = max(len(label) for label, _ in rows) + 2
+    cols = [
+        max(len(t), *(len(r[1][i]) for r in rows)) + 2
+        for i, t in enumerate(titles)
+    ]
+    lines = [' ' * width + ''.join(t.rjust(c) for t, c in zip(titles, cols))]
+    for label, cells in rows:
+        lines.append(
+            label.ljust(width) +
+            ''.join(v.rjust(c) for v, c in zip(cells, cols)))
+    return '\n'.join(lines)
+
+
+def run_interleaved(variants: List[Timed], steps: List[Any], iters: int,
+                    warmup: int) -> None:
+    """``warmup + iters`` steps of every variant in turn (A B, B A, ...);
+    the timed ones take ``steps`` in turn from the first."""
+    for i in range(warmup + iters):
+        for variant in (variants if i % 2 == 0 else variants[::-1]):
+            variant.step(steps[(i - warmup) % len(steps)], i >= warmup)
+
+
+def profile(variants: List[Timed], data: Any, path: str) -> None:
+    """Profile one more step of each variant; write torch.profiler's
+    operator table to ``path`` and print its top 10 operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = variants[0].device.type == 'cuda'
+    activities = [ProfilerActivity.CPU
+                  ] + ([ProfilerActivity.CUDA] if cuda else [])
+    sort = 'self_device_time_total' if cuda else 'self_cpu_time_total'
+    text = []
+    for variant in variants:
+        with torch_profile(activities=activities) as prof:
+            variant.step(data, record=False)
+        averages = prof.key_averages()
+        text.append(f'== {variant.name}: operators by {sort}\n' +
+                    averages.table(sort_by=sort, row_limit=50))
+        print(f'\n{variant.name}: top operators by {sort}\n' +
+              averages.table(sort_by=sort, row_limit=10))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as file:
+        file.write('\n\n'.join(text) + '\n')
+    print(f'profile written to {path}')
+
+
+def step_benchmark(cfg: Any, args: argparse.Namespace, device: torch.device,
+                   specs: Dict[str, dict], counts: Dict[str, int],
+                   info: List[str]) -> Dict[str, Any]:
+    """Time the config's train step, and that of ``--compare``'s variant."""
+    settings = [f'{k}={v!r}' for k, v in (args.cfg_options or {}).items()]
+    variants = [Variant('default', cfg, settings, args, device)]
+    if args.compare:
+        cfg_b = copy.deepcopy(cfg)
+        settings = apply_official(cfg_b) if args.official else []
+        cfg_b.merge_from_dict(args.overrides)
+        settings += [f'{k}={v!r}' for k, v in args.overrides.items()]
+        if any(spec[:3] != specs[s][:3]
+               for s, spec in stream_specs(cfg_b).items() if s in specs):
+            raise ValueError('--compare must not change the data shapes')
+        name = 'official' if args.official else 'compare'
+        variants.append(
+            Variant(name + ('+' if args.official and args.overrides else ''),
+                    cfg_b, settings, args, device, args.official))
+        variants[1].copy_weights(variants[0])
+    steps = make_steps(specs, counts, min(args.iters, 4), args.seed)
+    for variant in variants:
+        variant.forward_pass(steps[0])
+    batches = steps[0] if isinstance(steps[0], tuple) else (steps[0], )
+    views = [(len(b['inputs']['imgs']), list(b['inputs']['imgs'][0].shape),
+              list(b['inputs']['tokenizer_imgs'][0].shape)) for b in batches]
+    info += [
+        'batch: ' + ' + '.join(f'{n} x {a} (tokenizer {b})'
+                               for n, a, b in views) +
+        f', uint8 noise, the config\'s masks; {len(steps)} distinct batch(es)'
+        ' in turn; weights: random init, nothing loaded',
+        f'timing: median/min of {args.iters} step(s) after {args.warmup} '
+        'warm-up' + (', variants interleaved' if args.compare else ''),
+        'tokenizer calls, frames, FLOPs (torch.utils.flop_counter, a '
+        'multiply-add = 2 FLOPs; step = 3 x the rest + tokenizer) and loss: '
+        'one eval-mode forward of the first batch before any update',
+        'peak memory: ' + ('max_memory_allocated in a step above the memory '
+                           'allocated at its start' if device.type == 'cuda'
+                           else 'on a CPU, the process peak RSS (getrusage) '
+                           'after the table')
+    ]
+    if args.official:
+        info.append('official: one backbone pass per stream (mmaction2\'s '
+                    'attention formula), then every frame of both streams in '
+                    'one float32 NCHW tokenizer call (torch.cat((clip frames, '
+                    'images))), the vocab projection on every token, one '
+                    'param group per parameter, AdamW not fused')
+    for v in variants:
+        info += [
+            f'{v.name}: ' + (', '.join(v.settings) or 'the config'),
+            f'{v.name} model: {v.describe()}',
+            f'{v.name} optimizer: {v.optim_desc}'
+        ]
+    print('\n'.join(['== BEVT pretraining step =='] + info) + '\n')
+    sys.stdout.flush()
+    run_interleaved(variants, steps, args.iters, args.warmup)
+    results = [v.summary(counts, args.peak_tflops) for v in variants]
+    print(table(results))
+    payload = dict(mode='step', variants=results, distinct_batches=len(steps))
+    if device.type == 'cpu':
+        payload['peak_rss_mib'] = resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024.
+        print(f'process peak RSS: {payload["peak_rss_mib"]:.0f} MiB')
+    if len(results) == 2:
+        a, b = results
+        payload['ratios'] = {
+            k: b[k] / a[k] if a[k] and b[k] is not None else None
+            for k in ('s_per_iter_median', 's_per_iter_min',
+                      'tokenizer_s_per_iter', 'peak_memory_mib', 'first_loss')
+        }
+        speed = payload['ratios']
+        print(f'\nspeed-up of {a["name"]} over {b["name"]} ({b["name"]} '
+              f'time / {a["name"]} time): step '
+              f'{speed["s_per_iter_median"]:.2f}x (min '
+              f'{speed["s_per_iter_min"]:.2f}x), tokenizer '
+              f'{speed["tokenizer_s_per_iter"] or 0:.2f}x; first-batch '
+              f'losses differ by {abs(speed["first_loss"] - 1):.1e} '
+              '(relative)')
+    if args.profile:
+        profile(variants, steps[0], args.profile)
+    return payload
+
+
+def backbone_benchmark(cfg: Any, args: argparse.Namespace,
+                       device: torch.device, specs: Dict[str, dict],
+                       info: List[str]) -> Dict[str, Any]:
+    """Time our backbone's train step against mmaction2's Swin3D."""
+    from mmaction.models.backbones.swin import SwinTransformer3D
+
+    if 'video' not in specs or args.videos == 0:
+        raise ValueError('--backbone-only needs clips: a video pipeline and '
+                         '--videos >= 1')
+    spec, backbone = specs['video'], cfg.model.backbone
+    with quiet():
+        torch.manual_seed(args.seed)
+        ours = MODELS.build(backbone)
+        ours.init_weights()
+    arch = backbone.get('arch', 'base')
+    arch = SwinTransformer3D.arch_zoo[arch] if isinstance(arch, str) else arch
+    params = inspect.signature(SwinTransformer3D).parameters
+    theirs = SwinTransformer3D(
+        pretrained=None,
+        out_indices=(len(arch['depths']) - 1, ),
+        **{
+            k: copy.deepcopy(v)
+            for k, v in backbone.items()
+            if k in params and k not in ('pretrained', 'pretrained2d',
+                                         'out_indices', 'init_cfg')
+        })
+    loaded = theirs.load_state_dict(ours.state_dict(), strict=False)
+    theirs.to(device)
+    theirs.train()  # mmaction2's train() returns None
+    size = (args.videos or spec.batch_size, 3, spec.clip_len, *spec.crop)
+    x = torch.randn(
+        size, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+    autocast = None if dtype is None else torch.autocast(device.type, dtype)
+    runs = [
+        BackboneRun('bevt',
+                    ours.to(device).train(), x, autocast),
+        BackboneRun('mmaction2', theirs, x, autocast)
+    ]
+    total = len(theirs.state_dict())
+    info += [
+        f'input: clips {list(size)}, no mask; forward, backward of the sum',
+        f'bevt: {type(ours).__name__}(attention='
+        f'{getattr(ours, "attention", "?")!r}), fusion decoders included',
+        f'mmaction2: SwinTransformer3D, {total - len(loaded.missing_keys)} '
+        f'of {total} entries from ours (missing: '
+        f'{loaded.missing_keys or "none"}; '
+        f'{len(loaded.unexpected_keys)} BEVT-only entries unused)',
+        'precision: ' +
+        (f'torch.autocast({device.type}, {dtype})' if dtype else 'float32'),
+        f'timing: median/min of {args.iters} steps after {args.warmup} '
+        'warm-up, interleaved'
+    ]
+    print('\n'.join(['== backbone train step =='] + info) + '\n')
+    sys.stdout.flush()
+    run_interleaved(runs, [None], args.iters, args.warmup)
+    results = [run.summary() for run in runs]
+    print(table(results))
+    ratio = results[1]['s_per_iter_median'] / results[0]['s_per_iter_median']
+    print(f'\nspeed-up of bevt over mmaction2 (mmaction2 time / bevt time): '
+          f'{ratio:.2f}x')
+    if args.profile:
+        profile(runs, None, args.profile)
+    return dict(
+        mode='backbone-only',
+        variants=results,
+        ratios=dict(s_per_iter_median=ratio))
+
+
+def run(args: argparse.Namespace) -> int:
+    """:func:`main` after parsing."""
+    device = torch.device(
+        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda, but CUDA is not available')
+    cfg = load_config(args.config)
+    if not all(
+            k in cfg.get('model', {})
+            for k in ('backbone', 'head', 'target_generator')):
+        raise ValueError(f'{args.config} has no BEVT model (backbone, head, '
+                         'target_generator)')
+    init_default_scope(cfg.get('default_scope', 'bevt'))
     make_random_init(cfg)
-    return cfg, notes
+    apply_sizes(cfg, args)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    specs = stream_specs(cfg)
+    counts = {}
+    for stream, num, flag in (('video', args.videos, '--videos'),
+                              ('img', args.images, '--images')):
+        if stream not in specs and num:
+            raise ValueError(f'{flag} {num}, but the config has no {stream} '
+                             'pipeline with a BEVT mask generator')
+        if stream in specs and num != 0:
+            counts[stream] = num or specs[stream].batch_size
+    if not counts:
+        raise ValueError('nothing to run: no BEVT mask pipeline in the '
+                         'config\'s loaders, or --videos and --images are 0')
+    info = [
+        f'config: {args.config}', f'device: {device} '
+        f'({torch.get_num_threads()} threads), torch {torch.__version__}'
+    ]
+    if args.backbone_only:
+        payload = backbone_benchmark(cfg, args, device, specs, info)
+    else:
+        payload = step_benchmark(cfg, args, device, specs, counts, info)
+    payload.update(
+        config=args.config,
+        device=str(device),
+        counts=counts,
+        iters=args.iters,
+        warmup=args.warmup)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as file:
+            json.dump(payload, file, indent=2, default=str)
+        print(f'numbers written to {args.json}')
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the benchmark.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; ``sys.argv[1:]`` if None.
-
-    Returns:
-        int: The exit status.
-    """
+    """Run the benchmark; returns the exit status (2 for bad input)."""
     args = parse_args(argv)
     try:
-        return _main(args)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
+        return run(args)
+    except (ValueError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-
-
-def _main(args: argparse.Namespace) -> int:
-    """:func:`main` after parsing."""
-    import torch
-    from mmengine.registry import init_default_scope
-
-    import bevt.models  # noqa: F401  (registers the parts)
-
-    device_name = args.device or ('cuda'
-                                  if torch.cuda.is_available() else 'cpu')
-    if device_name == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('--device cuda, but CUDA is not available')
-    device = torch.device(device_name)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    cfg, notes = load_config(args)
-    init_default_scope(cfg.get('default_scope', 'bevt'))
-    settings_a = apply_official(cfg) if args.official else []
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-        settings_a += [f'{k}={v}' for k, v in args.cfg_options.items()]
-    specs = stream_specs(cfg)
-    info = [
-        f'config: {args.config}',
-        f'device: {device_name} ({torch.get_num_threads()} threads), torch '
-        f'{torch.__version__}'
-    ]
-    if notes:
-        info.append('size overrides: ' + ', '.join(notes))
-    if args.fake_cuda:
-        print('\n'.join(['== backbone forward on fake CUDA tensors =='] +
-                        info +
-                        (['settings: ' +
-                          ', '.join(settings_a)] if settings_a else [])))
-        payload = fake_cuda_benchmark(cfg, args, specs)
-        payload.update(config=args.config, settings=settings_a)
-        if args.json:
-            write_json(args.json, payload)
-        return 0
-    if args.backbone_only:
-        print('\n'.join(['== backbone train step =='] + info))
-        payload = backbone_benchmark(cfg, args, device, specs)
-        payload.update(config=args.config, device=device_name)
-        if args.json:
-            write_json(args.json, payload)
-        return 0
-
-    counts = stream_counts(specs, args.videos, args.images)
-
-    name_a = 'official' if args.official else 'default'
-    variants = [Variant(name_a, cfg, settings_a, device, args.amp, args.seed)]
-    share_note = ''
-    if args.compare:
-        official, options = args.compare_official, args.compare_options
-        cfg_b = copy.deepcopy(cfg)
-        settings_b = apply_official(cfg_b) if official else []
-        if options:
-            cfg_b.merge_from_dict(options)
-            settings_b += [f'{k}={v}' for k, v in options.items()]
-        if stream_specs(cfg_b) != specs:
-            raise ValueError('--compare must not change the data shapes')
-        name_b = 'official' if official and not options else 'compare'
-        if name_b == name_a:
-            name_b += '-B'
-        variants.append(
-            Variant(name_b, cfg_b, settings_b, device, args.amp, args.seed))
-        share_note = variants[1].share_weights_of(variants[0])
-
-    # the timed iterations take the batches in turn from the first
-    # (run_interleaved): how many and which depends on --iters only
-    steps = make_batches(specs, counts, min(args.iters, 4), args.seed)
-    extra_turns = args.iters % len(steps)
-    for variant in variants:
-        variant.count_flops(steps[0])
-    info += [
-        'batch: ' + '; '.join(specs[s].describe(n)
-                              for s, n in counts.items() if n) +
-        f' (uint8 noise, {len(steps)} distinct '
-        'batches in turn, the timed iterations from the first' +
-        (f'; the first {extra_turns} of them timed once more than the '
-         f'others: use a multiple of {len(steps)} for --iters to weigh '
-         'their masks alike' if extra_turns else '') + ')',
-        'weights: random init; tokenizer '
-        f'{type(variants[0].model.target_generator).__name__} at random '
-        'init (init_cfg=None, no weights downloaded; its cost does not '
-        'depend on its values)',
-        f'timing: median/min of {args.iters} iterations after '
-        f'{args.warmup} warm-up' +
-        (', variants interleaved (A B, B A, ...)' if args.compare else ''),
-        'tokenizer: forward calls of model.target_generator; vocab '
-        'projection: forward + backward of model.head.fc' +
-        ('; timed by CUDA events inside the timed steps (no sync there)'
-         if device.type == 'cuda' else ''),
-        f'memory: {variants[0].memory.method}' +
-        ('; variants with compiled modules: their peak RSS above the start '
-         '(allocator caches included)' if device.type == 'cpu'
-         and any(has_compiled_modules(v.model) for v in variants) else ''),
-        *([
-            'memory under CUDA graphs (compile mode reduce-overhead or '
-            'max-autotune): not measured ("-"): a replayed graph writes its '
-            'private pool, which the allocator does not count'
-        ] if any(v.graphed for v in variants) else []),
-        'FLOPs: torch.utils.flop_counter on one forward, a multiply-add = '
-        '2 FLOPs; the tokenizer\'s scaled to the frames it encodes per '
-        'timed step (mean); step = 3 x forward without tokenizer + '
-        'tokenizer forward',
-        'aten ops: ATen operators of one untimed step that do work (no '
-        'views or allocations; on CUDA about one kernel launch each): '
-        'forward + backward, and the optimizer step apart (one parameter '
-        'at a time off CUDA, foreach kernels on CUDA); host syncs: those '
-        'outside the optimizer that wait for the device on CUDA (a value '
-        'or an output size read by the host: .item(), nonzero, mask '
-        'indexing)',
-        'page faults, system s: minor page faults and system CPU time (all '
-        'threads) of the process during a timed step, median (getrusage): '
-        'the kernel mapping and zeroing fresh memory, e.g. every CPU tensor '
-        'above glibc\'s mmap threshold (<= 32 MiB); its cost per fault '
-        'moves with the machine\'s state',
-    ]
-    for variant in variants:
-        info.append(f'optimizer ({variant.name}): {variant.optim_desc}')
-    for variant in variants:
-        if variant.settings:
-            info.append(f'{variant.name}: ' + ', '.join(variant.settings))
-    if share_note:
-        info.append(f'warning: {share_note}')
-    print('\n'.join(['== BEVT pretraining step =='] + info) + '\n')
-    sys.stdout.flush()
-
-    run_interleaved(variants, steps, args.iters, args.warmup,
-                    lambda v, data, record: v.step(data, record))
-    for variant in variants:
-        variant.measure_memory(steps[0])
-        variant.measure_ops(steps[0])
-    results = [v.summary(counts, args.peak_tflops) for v in variants]
-    if args.profile:
-        profile_steps(variants, steps[0], args.profile)
-    print(step_report(results, args.peak_tflops))
-    if any(getattr(v.model, 'compile_backbone', False) for v in variants):
-        graphs = compiled_graphs()
-        print(f'torch.compile: {graphs} graph(s) captured' +
-              (' - none: the compiled backbone ran eagerly'
-               if not graphs else ''))
-    if noise_warning(results):
-        print(noise_warning(results))
-    payload = dict(
-        mode='step',
-        config=args.config,
-        device=device_name,
-        counts=counts,
-        shapes={s: vars(specs[s])
-                for s in counts},
-        memory_method=variants[0].memory.method,
-        timing=dict(
-            iters=args.iters, warmup=args.warmup, distinct_batches=len(steps)),
-        variants=results)
-    if len(results) == 2:
-        text, payload['ratios'] = ratio_lines(results)
-        print('\n' + text)
-    if args.json:
-        write_json(args.json, payload)
-    return 0
 
 
 if __name__ == '__main__':
