@@ -1,5 +1,5 @@
 # Copyright (c) bevt contributors. All rights reserved.
-"""bevt models: backbones, tokenizers, MIM heads, preprocessors, algorithms.
+"""bevt models: backbones, target generators, heads, preprocessors, algorithms.
 
 Importing this package registers them in :data:`bevt.registry.MODELS`.
 """
@@ -7,4 +7,4 @@ from .algorithms import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
 from .data_preprocessors import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
-from .tokenizers import *  # noqa: F401,F403
+from .target_generators import *  # noqa: F401,F403

@@ -18,7 +18,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 import bevt.models  # noqa: F401  (registers the parts)
-from bevt.models.tokenizers import BEVTDALLETokenizer
+from bevt.models.target_generators import BEVTDALLETokenizer
 from bevt.registry import MODELS
 from bevt.testing import REPO_ROOT, fresh_env
 from bevt.utils import checkpoint_convert as cc

@@ -7,7 +7,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from bevt.models.tokenizers.frames import fold_views, unfold_targets
+from bevt.models.target_generators.frames import fold_views, unfold_targets
 from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
@@ -228,7 +228,7 @@ class BEVT(BaseModel):
                       all_frames: bool) -> Tuple[Tensor, Optional[Tensor]]:
         """The tokenizer views of several streams as one batch of frames
         (F, 3, h, w) and their ``cell_mask`` (F, h/d, w/d) or None
-        (:func:`~bevt.models.tokenizers.frames.fold_views`)."""
+        (:func:`~bevt.models.target_generators.frames.fold_views`)."""
         views, cells = zip(
             *[self._tokenizer_inputs(i, all_frames) for i in inputs])
         return fold_views(views, cells)

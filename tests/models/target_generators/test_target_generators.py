@@ -14,14 +14,14 @@ from mmpretrain.models.selfsup.beit import VQKD
 from mmpretrain.models.selfsup.cae import Conv2d, DALLEEncoder
 from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 
-import bevt.models.tokenizers as tokenizers
-from bevt.models.tokenizers import (BEVTDALLETokenizer, BEVTHOGTargets,
+import bevt.models.target_generators as tokenizers
+from bevt.models.target_generators import (BEVTDALLETokenizer, BEVTHOGTargets,
                                     BEVTTokenizer, BEVTVQKDTokenizer)
-from bevt.models.tokenizers.dalle import stage_batch
-from bevt.models.tokenizers.frames import fold_views, unfold_targets
+from bevt.models.target_generators.dalle import stage_batch
+from bevt.models.target_generators.frames import fold_views, unfold_targets
 from bevt.registry import MODELS
 from bevt.testing import DEVICES, exact_float32
-from bevt.utils.benchmarking import official_kwargs
+
 
 DALLE_CFG = dict(n_hid=16, vocab_size=64)
 VIT_CFG = dict(
@@ -206,7 +206,7 @@ def test_dalle_post_gain_folds_into_conv_4_where_exact(blocks, dtype):
     and bias when it is a power of two (no pass over the block's output),
     and by a ``mul_`` otherwise; the features are mmpretrain's, bitwise,
     either way (float32 and bfloat16, non-zero biases)."""
-    from bevt.models.tokenizers.dalle_ops import exact_scale
+    from bevt.models.target_generators.dalle_ops import exact_scale
     from bevt.utils.benchmarking import count_ops
 
     torch.manual_seed(0)
