@@ -321,6 +321,22 @@ def test_with_cp_on_both_streams():
             torch.testing.assert_close(a.grad, b.grad, msg=name)
 
 
+def test_gradients_have_their_parameters_layout():
+    """DDP's reducer copies a gradient whose strides differ from its
+    parameter's into the bucket (and warns "Grad strides do not match
+    bucket view strides"): every gradient of a two-stream step must have
+    its parameter's strides (one-head tables (T, 1) included)."""
+    model = tiny_backbone(drop_path_rate=0.1).train()
+    assert model.layers[0].blocks[0].attn.num_heads == 1
+    clips, images = torch.randn(2, 3, 4, 64, 64), torch.randn(2, 3, 64, 64)
+    masks = [torch.rand(2, 2, 4, 4) > 0.5, torch.rand(2, 4, 4) > 0.5]
+    video, image = model([clips, images], masks)
+    (video.square().mean() + image.square().mean()).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.stride() == param.stride(), name
+
+
 def test_random_init_works_without_checkpoint():
     model = BEVTSwinTransformer3D(arch=TINY, window_size=(4, 4, 4))
     model.init_weights()  # mmaction2's pretrained2d=True default crashes
