@@ -20,6 +20,10 @@ from bevt.testing import config_path
 K400 = 'swin-base-p244-w877_bevt-pre_8xb8-amp-32x2x1-60e_kinetics400-rgb.py'
 SSV2 = 'swin-base-p244-w1677_bevt-pre_8xb8-amp-u32-60e_sthv2-rgb.py'
 DIVING48 = 'swin-base-p244-w1677_bevt-pre_8xb8-amp-u32-60e_diving48-rgb.py'
+K400_CORRECTED = ('swin-base-p244-w877_bevt-pre_8xb8-amp-corrected-groups-'
+                  '32x2x1-60e_kinetics400-rgb.py')
+SSV2_CORRECTED = ('swin-base-p244-w1677_bevt-pre_8xb8-amp-corrected-groups-'
+                  'u32-60e_sthv2-rgb.py')
 GPUS = 8  # the official runs
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
@@ -104,7 +108,8 @@ def check_common_schedule(cfg):
     assert ow.type == 'AmpOptimWrapper' and ow.loss_scale == 'dynamic'
     assert ow.optimizer.type == 'AdamW'
     assert ow.optimizer.betas == (0.9, 0.999)
-    assert ow.constructor == 'BEVTSwin3DLayerDecayConstructor'
+    # mmengine's custom_keys rules (longest key wins), groups merged
+    assert ow.constructor == 'BEVTOptimWrapperConstructor'
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         assert evaluator.type == 'AccMetric'
         assert evaluator.metric_list == ('top_k_accuracy',
@@ -162,7 +167,7 @@ def test_k400_optimisation(k400):
     ow = k400.optim_wrapper
     assert ow.optimizer.lr == 3e-4
     assert ow.optimizer.weight_decay == 0.001  # sic, the official value
-    assert ow.paramwise_cfg == dict(layer_decay_rate=0.9)
+    assert len(ow.paramwise_cfg.custom_keys) == 32  # 28 depths + 4
     assert ow.clip_grad == dict(max_norm=40, norm_type=2)
     assert (k400.train_dataloader.batch_size, ow.accumulative_counts) == \
         (2, 4)
@@ -170,17 +175,18 @@ def test_k400_optimisation(k400):
     assert k400.auto_scale_lr.base_batch_size == 16
 
 
-def test_k400_layer_decay_on_a_swin_b_shaped_model(k400):
-    """The config's optimizer on a Swin-B-shaped (depths 2-2-18-2) model:
-    patch_embed 0.9^28, last block 0.9, head 1; no decay on flat params."""
-    cfg = k400.model.copy()
-    cfg.backbone.arch = dict(
+def swin_b_param_groups(cfg) -> dict:
+    """Parameter name -> (lr, weight decay) of the config's optimizer on a
+    Swin-B-shaped model (depths 2-2-18-2, tiny widths)."""
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.arch = dict(
         embed_dims=8, depths=[2, 2, 18, 2], num_heads=[1] * 4)
-    cfg.backbone.init_cfg = None
-    cfg.cls_head.in_channels = 64
+    model_cfg.backbone.window_size = (2, 2, 2)
+    model_cfg.backbone.init_cfg = None
+    model_cfg.cls_head.in_channels = 64
     with DefaultScope.overwrite_default_scope('bevt'):
-        model = MODELS.build(cfg)
-        ow_cfg = k400.optim_wrapper.copy()
+        model = MODELS.build(model_cfg)
+        ow_cfg = cfg.optim_wrapper.copy()
         ow_cfg.type = 'OptimWrapper'  # AMP needs a GPU
         ow_cfg.pop('loss_scale')
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
@@ -189,17 +195,95 @@ def test_k400_layer_decay_on_a_swin_b_shaped_model(k400):
         for g in optim_wrapper.optimizer.param_groups
         for p in g['params']
     }
-    params = dict(model.named_parameters())
+    return {name: groups[id(p)] for name, p in model.named_parameters()}
 
-    def lr_wd(name):
-        return groups[id(params[name])]
 
-    assert lr_wd('backbone.patch_embed.proj.weight') == pytest.approx(
-        (3e-4 * 0.9**28, 0.001))
-    assert lr_wd('backbone.layers.2.blocks.5.attn.relative_position_bias_'
-                 'table') == pytest.approx((3e-4 * 0.9**16, 0.))
-    assert lr_wd('backbone.norm3.weight') == pytest.approx((3e-4 * 0.9, 0.))
-    assert lr_wd('cls_head.fc_cls.weight') == pytest.approx((3e-4, 0.001))
+BLOCK0 = 'backbone.layers.0.blocks.0.'
+# (lr, weight decay) of the official runs, by hand from the official configs
+# (cfg-k400: AdamW 3e-4, wd 0.001, custom_keys with lr_mult 0.9^k per unit;
+# cfg-ssv2: AdamW 5e-4, wd 0.05, custom_keys `backbone` lr_mult 0.1) and the
+# longest-key rule: `relative_position_bias_table` (28 characters) beats
+# `backbone.layers.0.blocks.0` (26) and `backbone` (8); a block,
+# `backbone.patch_embed` or `backbone` key beats `norm` (4).
+OFFICIAL_GROUPS = {
+    K400: {
+        BLOCK0 + 'attn.relative_position_bias_table': (3e-4, 0.),
+        BLOCK0 + 'norm1.weight': (3e-4 * 0.9**27, 0.001),
+        BLOCK0 + 'norm1.bias': (3e-4 * 0.9**27, 0.001),
+        BLOCK0 + 'attn.qkv.bias': (3e-4 * 0.9**27, 0.001),
+        BLOCK0 + 'attn.qkv.weight': (3e-4 * 0.9**27, 0.001),
+        'backbone.patch_embed.proj.weight': (3e-4 * 0.9**28, 0.001),
+        'backbone.patch_embed.norm.weight': (3e-4 * 0.9**28, 0.001),
+        'backbone.layers.2.downsample.norm.weight': (3e-4 * 0.9**3, 0.001),
+        'backbone.norm3.weight': (3e-4 * 0.9, 0.),
+        'cls_head.fc_cls.weight': (3e-4, 0.001),
+        'cls_head.fc_cls.bias': (3e-4, 0.001),
+    },
+    SSV2: {
+        BLOCK0 + 'attn.relative_position_bias_table': (5e-4, 0.),
+        BLOCK0 + 'norm1.weight': (5e-5, 0.05),
+        BLOCK0 + 'norm1.bias': (5e-5, 0.05),
+        BLOCK0 + 'attn.qkv.bias': (5e-5, 0.05),
+        BLOCK0 + 'attn.qkv.weight': (5e-5, 0.05),
+        'backbone.patch_embed.proj.weight': (5e-5, 0.05),
+        'backbone.patch_embed.norm.weight': (5e-5, 0.05),
+        'backbone.layers.2.downsample.norm.weight': (5e-5, 0.05),
+        'backbone.norm3.weight': (5e-5, 0.05),
+        'cls_head.fc_cls.weight': (5e-4, 0.05),
+        'cls_head.fc_cls.bias': (5e-4, 0.05),
+    },
+}
+# the corrected variants (not the paper's recipe): tables with their block,
+# no weight decay on norms, biases and tables
+CORRECTED_GROUPS = {
+    K400_CORRECTED: {
+        BLOCK0 + 'attn.relative_position_bias_table': (3e-4 * 0.9**27, 0.),
+        BLOCK0 + 'norm1.weight': (3e-4 * 0.9**27, 0.),
+        BLOCK0 + 'attn.qkv.bias': (3e-4 * 0.9**27, 0.),
+        BLOCK0 + 'attn.qkv.weight': (3e-4 * 0.9**27, 0.001),
+        'backbone.patch_embed.proj.weight': (3e-4 * 0.9**28, 0.001),
+        'backbone.patch_embed.norm.weight': (3e-4 * 0.9**28, 0.),
+        'backbone.norm3.weight': (3e-4 * 0.9, 0.),
+        'cls_head.fc_cls.weight': (3e-4, 0.001),
+        'cls_head.fc_cls.bias': (3e-4, 0.),
+    },
+    SSV2_CORRECTED: {
+        BLOCK0 + 'attn.relative_position_bias_table': (5e-5, 0.),
+        BLOCK0 + 'norm1.weight': (5e-5, 0.),
+        BLOCK0 + 'attn.qkv.bias': (5e-5, 0.),
+        BLOCK0 + 'attn.qkv.weight': (5e-5, 0.05),
+        'backbone.patch_embed.proj.weight': (5e-5, 0.05),
+        'backbone.norm3.weight': (5e-5, 0.),
+        'cls_head.fc_cls.weight': (5e-4, 0.05),
+        'cls_head.fc_cls.bias': (5e-4, 0.),
+    },
+}
+
+
+@pytest.mark.parametrize('name', [K400, SSV2])
+def test_official_param_groups(name):
+    """The paper's fine-tunes get the official configs' param groups."""
+    groups = swin_b_param_groups(load(name))
+    for param, expected in OFFICIAL_GROUPS[name].items():
+        assert groups[param] == pytest.approx(expected, rel=1e-6), param
+
+
+@pytest.mark.parametrize('name', [K400_CORRECTED, SSV2_CORRECTED])
+def test_corrected_param_groups_are_a_named_variant(name):
+    groups = swin_b_param_groups(load(name))
+    for param, expected in CORRECTED_GROUPS[name].items():
+        assert groups[param] == pytest.approx(expected, rel=1e-6), param
+    with open(config_path(osp.join('bevt', 'benchmarks', name))) as f:
+        assert f.readline().startswith("# NOT the paper's recipe")
+    # the official recipe in every other setting
+    variant = load(name)
+    official = load(K400 if name == K400_CORRECTED else SSV2)
+    for key in set(variant) | set(official):
+        if key != 'optim_wrapper':
+            assert variant.get(key) == official.get(key), key
+    for key in ('type', 'optimizer', 'accumulative_counts', 'clip_grad'):
+        assert variant.optim_wrapper.get(key) == \
+            official.optim_wrapper.get(key), key
 
 
 @pytest.mark.parametrize('name', [K400, SSV2])
@@ -282,7 +366,12 @@ def test_ssv2_optimisation(ssv2):
     check_common_schedule(ssv2)
     ow = ssv2.optim_wrapper
     assert ow.optimizer.lr == 5e-4 and ow.optimizer.weight_decay == 0.05
-    assert ow.paramwise_cfg == dict(layer_decay_rate=1.0, backbone_lr_mult=0.1)
+    assert ow.paramwise_cfg.custom_keys == {
+        'absolute_pos_embed': dict(decay_mult=0.),
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.),
+        'backbone': dict(lr_mult=0.1),
+    }
     assert ow.get('clip_grad') is None
     assert (ssv2.train_dataloader.batch_size, ow.accumulative_counts) == \
         (1, 8)

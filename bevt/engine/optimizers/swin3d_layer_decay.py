@@ -5,8 +5,12 @@ The official BEVT Kinetics-400 fine-tune writes layer decay as 28
 hand-written ``custom_keys`` for Swin-B. Under the longest-matching-key rule
 of mmcv and mmengine those keys leave every ``relative_position_bias_table``
 at lr_mult 1 and give weight decay to the norms inside blocks, downsample
-layers and the patch embedding. This constructor derives the same depth
-table from any Video Swin and applies it to *every* parameter of a block.
+layers and the patch embedding, and to every bias. The paper's configs keep
+those groups (``BEVTOptimWrapperConstructor`` with the official
+``custom_keys``). This constructor is the corrected variant, **not the
+paper's recipe** (the ``*-corrected-groups-*`` configs): it derives the same
+depth table from any Video Swin, applies it to *every* parameter of a block
+and exempts norms, biases and relative-position tables from weight decay.
 """
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple

@@ -2,8 +2,9 @@
 # generated motion clips of `bevt.datasets.synthetic_motion` the way the
 # Kinetics-400 benchmark config fine-tunes Swin-B: layer decay, accumulation,
 # warmup + cosine, and multi-view testing (2 clips x 3 crops, averaged as
-# probabilities). The layer decay is `BEVTSwin3DLayerDecayConstructor`'s
-# (the official keys are written for Swin-B's 28 depths).
+# probabilities). The param groups are those of the corrected-groups
+# variant (`BEVTSwin3DLayerDecayConstructor`, derived from the nano Swin's
+# depths): the official custom_keys are written for Swin-B's 28 depths.
 # The backbone starts from a BEVT smoke checkpoint converted for mmaction2
 # (tools/model_converters/bevt_to_mmaction.py), read from `BEVT_PRETRAINED`
 # (default work_dirs/demo/pretrain_mmaction.pth); `--cfg-options
