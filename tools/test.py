@@ -5,10 +5,12 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import load_config, setup_cpu_distributed, shutdown_distributed
+from bevt.utils import (check_tokenizer_weights, load_config,
+                        setup_cpu_distributed, shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,6 +88,22 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def init_tokenizer(runner: Runner) -> None:
+    """Load the weights of the model's tokenizer (``target_generator``)
+    from its ``init_cfg``, as training does.
+
+    ``Runner.test()`` does not initialise the model (only ``train()`` does),
+    and BEVT checkpoints do not carry the frozen tokenizer: without this, a
+    pretraining config would be tested against the targets of a randomly
+    initialised tokenizer.
+    """
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    tokenizer = getattr(model, 'target_generator', None)
+    if tokenizer is not None and hasattr(tokenizer, 'init_weights'):
+        tokenizer.init_weights()
+
+
 def main() -> None:
     """Build the runner from the config and test the checkpoint."""
     args = parse_args()
@@ -94,11 +112,16 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     cfg = merge_args(cfg, args)
+    try:  # before the datasets and the model are built
+        check_tokenizer_weights(cfg)
+    except FileNotFoundError as err:
+        raise SystemExit(f'error: {err}')
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    init_tokenizer(runner)
     runner.test()
     shutdown_distributed()
 

@@ -8,7 +8,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import load_config, setup_cpu_distributed, shutdown_distributed
+from bevt.utils import (check_tokenizer_weights, load_config,
+                        setup_cpu_distributed, shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -113,6 +114,10 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     cfg = merge_args(cfg, args)
+    try:  # before the datasets and the model are built
+        check_tokenizer_weights(cfg)
+    except FileNotFoundError as err:
+        raise SystemExit(f'error: {err}')
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

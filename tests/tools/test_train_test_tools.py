@@ -1,15 +1,21 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """tools/train.py, test.py and dist_train.sh on real generated mp4 files."""
+import importlib.util
 import os
 import os.path as osp
 import pickle
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
+import torch
+from mmengine.model import BaseModule
 
-from bevt.testing import REPO_ROOT, SMOKE_CONFIG, fresh_env
+from bevt.testing import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
+                          fresh_env)
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
 # a tiny, quick run: no worker processes, validation only when asked
@@ -137,3 +143,56 @@ def test_dist_env_layout(gpus, per_node, expected):
         capture_output=True,
         text=True)
     assert expected in result.stderr
+
+
+def load_tool(name: str):
+    """tools/<name>.py as a module (its main() runs in this process)."""
+    spec = importlib.util.spec_from_file_location(
+        f'bevt_tools_{name}', osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_missing_tokenizer_weights_stop_with_the_file_name(tool, tmp_path):
+    """A pretraining config whose tokenizer weights are missing stops
+    before anything is built, naming the file and the config key."""
+    missing = str(tmp_path / 'checkpoints' / 'dalle_encoder.pth')
+    config = tmp_path / 'pretrain_with_weights.py'
+    config.write_text(f'_base_ = [{PRETRAIN_SMOKE_CONFIG!r}]\n'
+                      'model = dict(target_generator=dict(init_cfg=dict(\n'
+                      f'    type="Pretrained", checkpoint={missing!r})))\n')
+    argv = [f'{tool}.py', str(config), '--work-dir', str(tmp_path / 'work')]
+    if tool == 'test':
+        argv.insert(2, str(tmp_path / 'epoch_1.pth'))
+    with mock.patch.object(sys, 'argv', argv), \
+            mock.patch('mmengine.runner.Runner.from_cfg') as from_cfg, \
+            pytest.raises(SystemExit) as error:
+        load_tool(tool).main()
+    message = str(error.value)
+    assert missing in message
+    assert 'model.target_generator.init_cfg.checkpoint' in message
+    from_cfg.assert_not_called()
+
+
+def test_test_py_loads_the_tokenizer_weights(tmp_path):
+    """tools/test.py initialises the tokenizer from its init_cfg (Runner.test
+    does not initialise the model)."""
+    weights = torch.nn.Linear(2, 2)
+    torch.save(weights.state_dict(), str(tmp_path / 'tokenizer.pth'))
+
+    class Tokenizer(BaseModule):
+
+        def __init__(self):
+            super().__init__(
+                init_cfg=dict(
+                    type='Pretrained',
+                    checkpoint=str(tmp_path / 'tokenizer.pth')))
+            self.weight = torch.nn.Parameter(torch.zeros(2, 2))
+            self.bias = torch.nn.Parameter(torch.zeros(2))
+
+    model = torch.nn.Module()
+    model.target_generator = Tokenizer()
+    load_tool('test').init_tokenizer(SimpleNamespace(model=model))
+    assert torch.equal(model.target_generator.weight, weights.weight)
