@@ -69,3 +69,12 @@ def test_image_loader_merges_key_by_key(tmp_path):
     assert cfg.img_dataloader.dataset == base.img_dataloader.dataset
     cfg.merge_from_dict({'img_dataloader.dataset.dataset.times': 2})
     assert cfg.img_dataloader.dataset.dataset.times == 2
+
+
+def test_nano_backbones_match():
+    """The BEVT nano model and the nano recognizer share one backbone shape
+    (a smoke pretraining checkpoint fine-tunes the recognizer)."""
+    bevt = Config.fromfile(config_path('_base_/models/bevt_swin_nano.py'))
+    recognizer = Config.fromfile(config_path('_base_/models/swin_nano.py'))
+    for key in ('arch', 'patch_size', 'window_size', 'drop_path_rate'):
+        assert bevt.model.backbone[key] == recognizer.model.backbone[key], key
