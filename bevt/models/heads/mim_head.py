@@ -8,71 +8,20 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptMultiConfig
 
 
-def _shape(x: Tensor) -> tuple:
-    """The shape of ``x`` as a plain tuple (for error messages)."""
-    return tuple(x.shape)
-
-
-def check_target_ids(target: Tensor, num_classes: int) -> None:
-    """Check that token ids lie in [0, ``num_classes``).
-
-    Through ``torch._assert_async``, so that the host does not wait for the
-    device: on CUDA a failure is a device-side assert reported at a later
-    sync; on CPU it raises at once, as a ``ValueError`` naming the ids.
-
-    Args:
-        target (Tensor): int64 ids (M, ).
-        num_classes (int): Vocabulary size.
-    """
-    bad = (target < 0) | (target >= num_classes)
-    message = (f'Masked targets must lie in [0, {num_classes}) (-1 = a '
-               'frame the tokenizer skipped but the mask predicts)')
-    try:
-        torch._assert_async(bad.any().logical_not(), message)
-    except RuntimeError:  # CPU: raised here
-        raise ValueError(
-            f'{message}; got {target[bad].unique().tolist()}') from None
-
-
-def check_masked_inputs(feats: Tensor, target: Tensor, mask: Tensor,
-                        in_channels: int, target_ndim: int) -> None:
-    """Check the shapes of a masked-prediction head's inputs.
-
-    Args:
-        feats (Tensor): Tokens of shape (N, L, C).
-        target (Tensor): Targets of shape (N, L) if ``target_ndim`` is 2, or
-            (N, L, D) if it is 3.
-        mask (Tensor): Bool, (N, L); True = masked (predicted).
-        in_channels (int): The expected C.
-        target_ndim (int): 2 (token ids) or 3 (feature targets).
-
-    Raises:
-        ValueError: If a shape does not match, with all shapes in the message.
-    """
-    shapes = (f'feats {_shape(feats)}, target {_shape(target)}, '
-              f'mask {_shape(mask)}')
-    if feats.dim() != 3 or feats.shape[-1] != in_channels:
-        raise ValueError(f'feats must be (N, L, {in_channels}); got {shapes}')
-    if target.dim() != target_ndim or target.shape[:2] != feats.shape[:2]:
-        want = '(N, L)' if target_ndim == 2 else '(N, L, D)'
-        raise ValueError(f'target must be {want} with (N, L) of feats; '
-                         f'got {shapes}')
-    if mask.shape != feats.shape[:2]:
-        raise ValueError(f'mask must be (N, L) of feats; got {shapes}')
-
-
 class BEVTBaseMaskedHead(BaseModule):
-    """Base of BEVT's masked-prediction heads: per-stream loss weights.
+    """Base of BEVT's masked-prediction heads: a ``Linear`` shared by the
+    streams (``self.fc``), the per-stream loss weights and the input checks.
 
     Not registered; see :class:`BEVTMIMHead` and
     :class:`BEVTRegressionHead`.
 
     Args:
+        in_channels (int): Channels C of the backbone tokens.
+        out_channels (int): Outputs of ``self.fc`` per token.
         loss_weights (dict, optional): Weight of each stream's loss, keyed by
             stream name; the keys are the valid ``stream`` values. Defaults
             to ``dict(video=1.0, img=1.0)``.
@@ -81,6 +30,8 @@ class BEVTBaseMaskedHead(BaseModule):
     """
 
     def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
                  loss_weights: Optional[Dict[str, float]] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         if init_cfg is None:
@@ -93,17 +44,43 @@ class BEVTBaseMaskedHead(BaseModule):
             raise ValueError('loss_weights must be a non-empty dict, got '
                              f'{loss_weights!r}')
         self.loss_weights = {k: float(v) for k, v in loss_weights.items()}
+        self.in_channels = in_channels
+        self.fc = nn.Linear(in_channels, out_channels)
 
-    def loss_weight(self, stream: str) -> float:
-        """The weight of ``stream``'s loss.
+    def forward(self, feats: Tensor) -> Tensor:
+        """Per-token outputs of ``self.fc``.
 
-        Raises:
-            ValueError: If ``stream`` is not a key of ``loss_weights``.
+        Args:
+            feats (Tensor): Tokens of shape (N, L, C).
+
+        Returns:
+            Tensor: Shape (N, L, out_channels).
         """
-        if stream not in self.loss_weights:
+        return self.fc(feats)
+
+    def _check(self,
+               feats: Tensor,
+               target: Optional[Tensor] = None,
+               mask: Optional[Tensor] = None,
+               stream: Optional[str] = None) -> None:
+        """Raise a ``ValueError`` naming the shapes (or the stream) of
+        inputs that do not fit: feats (N, L, C), target (N, L[, D]),
+        mask (N, L)."""
+        shapes = f'feats {tuple(feats.shape)}'
+        if target is not None:
+            shapes += (f', target {tuple(target.shape)}, '
+                       f'mask {tuple(mask.shape)}')
+        if feats.dim() != 3 or feats.shape[-1] != self.in_channels:
+            raise ValueError(
+                f'feats must be (N, L, {self.in_channels}); got {shapes}')
+        if target is not None and (target.shape[:2] != feats.shape[:2]
+                                   or mask.shape != feats.shape[:2]):
+            raise ValueError(
+                f'target and mask must start with (N, L) of feats; got '
+                f'{shapes}')
+        if stream is not None and stream not in self.loss_weights:
             raise ValueError(f'Unknown stream {stream!r}; expected one of '
                              f'{sorted(self.loss_weights)}')
-        return self.loss_weights[stream]
 
 
 @MODELS.register_module()
@@ -122,9 +99,9 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
         loss_weights (dict, optional): See :class:`BEVTBaseMaskedHead`.
             Defaults to ``dict(video=1.0, img=1.0)``.
         gather_masked (bool): If True, gather the masked tokens before the
-            vocabulary projection (cheaper); if False, project every token
-            and select afterwards, as the official code does. Both give
-            the same loss and gradients. Defaults to True.
+            vocabulary projection (less work); if False, project every
+            token and select afterwards, as the official code does. Both
+            give the same loss and gradients. Defaults to True.
         init_cfg (dict or List[dict], optional): Initialization config.
             Defaults to TruncNormal (std 0.02, bias 0) on ``Linear``.
     """
@@ -135,70 +112,50 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
                  loss_weights: Optional[Dict[str, float]] = None,
                  gather_masked: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(loss_weights=loss_weights, init_cfg=init_cfg)
-        self.in_channels = in_channels
+        super().__init__(in_channels, num_classes, loss_weights, init_cfg)
         self.num_classes = num_classes
         self.gather_masked = gather_masked
-        self.fc = nn.Linear(in_channels, num_classes)
 
-    def forward(self, feats: Tensor) -> Tensor:
-        """Token logits.
-
-        Args:
-            feats (Tensor): Tokens of shape (N, L, C).
-
-        Returns:
-            Tensor: Logits of shape (N, L, num_classes).
-        """
-        return self.fc(feats)
-
-    def loss(self,
-             feats: Tensor,
-             target: Tensor,
-             mask: Tensor,
-             stream: str,
-             positions: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def loss(self, feats: Tensor, target: Tensor, mask: Tensor,
+             stream: str) -> Dict[str, Tensor]:
         """Cross entropy over the masked tokens of one stream.
-
-        The ids of the masked tokens are checked to lie in the vocabulary
-        without a host sync (:func:`check_target_ids`).
 
         Args:
             feats (Tensor): Tokens of shape (N, L, C), L in (t, h, w) order.
-            target (Tensor): Long token ids of shape (N, L); -1 (a skipped
-                frame) is allowed only where ``mask`` is False.
+            target (Tensor): Long token ids of shape (N, L); -1 (a cell the
+                tokenizer skipped) is allowed only where ``mask`` is False.
             mask (Tensor): Bool, (N, L); True = masked (predicted).
             stream (str): A key of ``loss_weights``, e.g. 'video' or 'img'.
-            positions (Tensor, optional): :func:`masked_positions` of
-                ``mask``, read by the caller before it queued the forward
-                (BEVT does); computed here if not given. Defaults to None.
 
         Returns:
             dict: ``loss_{stream}``, the weighted loss (a zero that keeps
             the graph if nothing is masked), and ``acc_{stream}``, the top-1
-            accuracy over the masked tokens as a fraction in [0, 1] (0 if
-            nothing is masked).
+            accuracy over the masked tokens in [0, 1] (0 if nothing is
+            masked).
         """
-        weight = self.loss_weight(stream)
-        check_masked_inputs(feats, target, mask, self.in_channels, 2)
-        if target.is_floating_point():
-            raise TypeError('target must hold integer token ids, got '
-                            f'{target.dtype} (pass ids, not logits)')
-        mask = mask.to(torch.bool)
-        where = masked_positions(mask) if positions is None else positions
-        target = target.flatten().index_select(0, where)  # (M, )
-        check_target_ids(target, self.num_classes)
-        if self.gather_masked:  # (N*L, C) -> (M, C) -> (M, num_classes)
-            logits = self.fc(feats.flatten(0, 1).index_select(0, where))
-        else:  # the official way: (N, L, K) -> (M, K)
+        self._check(feats, target, mask, stream)
+        if target.dim() != 2 or target.is_floating_point():
+            raise TypeError('target must be (N, L) integer token ids, got '
+                            f'{target.dtype} {tuple(target.shape)}')
+        mask = mask.bool()
+        target = target[mask]  # (M, )
+        bad = (target < 0) | (target >= self.num_classes)
+        if bad.any():
+            raise ValueError(
+                f'Masked targets must lie in [0, {self.num_classes}) (-1 = '
+                'a cell the tokenizer skipped but the mask predicts); got '
+                f'{target[bad].unique().tolist()}')
+        if self.gather_masked:  # (M, C) -> (M, num_classes)
+            logits = self.fc(feats[mask])
+        else:  # the official way: (N, L, num_classes) -> (M, num_classes)
             logits = self.fc(feats)[mask]
         if target.numel() == 0:
-            loss = logits.sum() * 0.
-            acc = feats.new_zeros((), dtype=torch.float32)
-        else:
-            loss = F.cross_entropy(logits, target) * weight
-            with torch.no_grad():
-                acc = (logits.argmax(-1) == target).float().mean()
+            return {
+                f'loss_{stream}': logits.sum() * 0.,
+                f'acc_{stream}': feats.new_zeros((), dtype=torch.float32)
+            }
+        loss = F.cross_entropy(logits, target) * self.loss_weights[stream]
+        acc = (logits.detach().argmax(-1) == target).float().mean()
         return {f'loss_{stream}': loss, f'acc_{stream}': acc}
 
     @torch.no_grad()
@@ -211,7 +168,5 @@ class BEVTMIMHead(BEVTBaseMaskedHead):
         Returns:
             Tensor: Long ids of shape (N, L).
         """
-        if feats.dim() != 3 or feats.shape[-1] != self.in_channels:
-            raise ValueError(f'feats must be (N, L, {self.in_channels}); '
-                             f'got {_shape(feats)}')
-        return self.fc(feats).argmax(-1)
+        self._check(feats)
+        return self(feats).argmax(-1)

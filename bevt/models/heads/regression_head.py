@@ -3,14 +3,12 @@
 from typing import Dict, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from bevt.models.utils import masked_positions
 from bevt.registry import MODELS
 from bevt.utils.typing_utils import OptMultiConfig
-from .mim_head import BEVTBaseMaskedHead, check_masked_inputs
+from .mim_head import BEVTBaseMaskedHead
 
 
 @MODELS.register_module()
@@ -38,17 +36,11 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
                  target_dims: int,
                  loss_weights: Optional[Dict[str, float]] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(loss_weights=loss_weights, init_cfg=init_cfg)
-        self.in_channels = in_channels
+        super().__init__(in_channels, target_dims, loss_weights, init_cfg)
         self.target_dims = target_dims
-        self.fc = nn.Linear(in_channels, target_dims)
 
-    def loss(self,
-             feats: Tensor,
-             target: Tensor,
-             mask: Tensor,
-             stream: str,
-             positions: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def loss(self, feats: Tensor, target: Tensor, mask: Tensor,
+             stream: str) -> Dict[str, Tensor]:
         """MSE over the masked tokens of one stream.
 
         Args:
@@ -56,29 +48,22 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
             target (Tensor): Float targets of shape (N, L, D).
             mask (Tensor): Bool, (N, L); True = masked (predicted).
             stream (str): A key of ``loss_weights``, e.g. 'video' or 'img'.
-            positions (Tensor, optional): :func:`masked_positions` of
-                ``mask``, read by the caller; computed here if not given.
-                Defaults to None.
 
         Returns:
             dict: ``loss_{stream}``, the weighted loss (a zero that keeps
             the graph if nothing is masked).
         """
-        weight = self.loss_weight(stream)
-        check_masked_inputs(feats, target, mask, self.in_channels, 3)
-        if target.shape[-1] != self.target_dims:
+        self._check(feats, target, mask, stream)
+        if target.dim() != 3 or target.shape[-1] != self.target_dims:
             raise ValueError(f'target must be (N, L, {self.target_dims}); '
                              f'got {tuple(target.shape)}')
-        where = masked_positions(mask.to(torch.bool)) \
-            if positions is None else positions  # (M, )
-        pred = self.fc(feats.flatten(0, 1).index_select(0, where))  # (M, D)
-        target = target.flatten(0, 1).index_select(0, where)  # (M, D)
-        if target.shape[0] == 0:
-            loss = pred.sum() * 0.
-        else:
-            # in float32, also under autocast
-            loss = F.mse_loss(pred.float(), target.float()) * weight
-        return {f'loss_{stream}': loss}
+        mask = mask.bool()
+        pred = self.fc(feats[mask])  # (M, D)
+        if not mask.any():
+            return {f'loss_{stream}': pred.sum() * 0.}
+        # in float32, also under autocast
+        loss = F.mse_loss(pred.float(), target[mask].float())
+        return {f'loss_{stream}': loss * self.loss_weights[stream]}
 
     @torch.no_grad()
     def predict(self, feats: Tensor) -> Tensor:
@@ -90,7 +75,5 @@ class BEVTRegressionHead(BEVTBaseMaskedHead):
         Returns:
             Tensor: Features of shape (N, L, D).
         """
-        if feats.dim() != 3 or feats.shape[-1] != self.in_channels:
-            raise ValueError(f'feats must be (N, L, {self.in_channels}); '
-                             f'got {tuple(feats.shape)}')
-        return self.fc(feats)
+        self._check(feats)
+        return self(feats)

@@ -2,11 +2,10 @@
 """Frozen target generators (visual tokenizers, HOG) for BEVT."""
 from .base import BEVTTokenizer
 from .dalle import BEVTDALLETokenizer
-from .frames import TokenizerPlan
 from .hog import BEVTHOGTargets
 from .vqkd import BEVTVQKDTokenizer
 
 __all__ = [
     'BEVTTokenizer', 'BEVTDALLETokenizer', 'BEVTVQKDTokenizer',
-    'BEVTHOGTargets', 'TokenizerPlan'
+    'BEVTHOGTargets'
 ]

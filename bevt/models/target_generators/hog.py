@@ -81,7 +81,8 @@ class BEVTHOGTargets(BEVTTokenizer):
             Defaults to 16.
         downsample (int): Target patch side in pixels, a multiple of
             ``pool``. Defaults to 16.
-        chunk_size (int): Frames processed at once. Defaults to 64.
+        chunk_size (int, optional): Frames processed at once; None = all at
+            once. Defaults to None.
         init_cfg (dict | list[dict], optional): Ignored. Defaults to None.
     """
 
@@ -93,7 +94,7 @@ class BEVTHOGTargets(BEVTTokenizer):
                  pool: int = 8,
                  gaussian_window: int = 16,
                  downsample: int = 16,
-                 chunk_size: int = 64,
+                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(chunk_size=chunk_size)
         check_int('nbins', nbins)
@@ -113,10 +114,10 @@ class BEVTHOGTargets(BEVTTokenizer):
         self.target_dims = 3 * nbins * cells * cells
         self._freeze()
 
-    def _check_input(self, x: Tensor) -> None:
+    def _check_input(self, x: Tensor, cell_mask: Optional[Tensor]) -> None:
         """Also require a square input whose side is a multiple of
         ``gaussian_window`` (``HOGGenerator`` tiles its kernel that way)."""
-        super()._check_input(x)
+        super()._check_input(x, cell_mask)
         h, w = x.shape[-2:]
         window = self.hog.gaussian_window
         if window and (h != w or h % window):
@@ -130,14 +131,12 @@ class BEVTHOGTargets(BEVTTokenizer):
 
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None,
-                positions: Optional[Tensor] = None) -> Tensor:
-        """HOG features of one chunk of images.
+                cells: Optional[Tensor] = None) -> Tensor:
+        """HOG features of a batch of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w).
             cells (Tensor, optional): Unused: every cell is computed.
-            positions (Tensor, optional): Unused.
 
         Returns:
             Tensor: float32 features of shape (B, h/d, w/d, D).

@@ -77,7 +77,8 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
             ViT; see :class:`BEVTTokenizer`. Defaults to None.
         channels_last (bool): Run the patch embedding in channels_last
             memory format. Defaults to False.
-        chunk_size (int): Frames encoded at once. Defaults to 64.
+        chunk_size (int, optional): Frames encoded at once; None = all at
+            once. Defaults to None.
         init_cfg (dict | list[dict], optional): Handed to ``VQKD``, e.g.
             ``dict(type='Pretrained', checkpoint='vqkd_encoder.pth')`` with
             mmpretrain's converted keys (``encoder.*``,
@@ -90,7 +91,7 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: int = 64,
+                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             dtype=dtype,
@@ -123,14 +124,12 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
 
     def _encode(self,
                 images: Tensor,
-                cells: Optional[Tensor] = None,
-                positions: Optional[Tensor] = None) -> Tensor:
-        """Ids of one chunk of images.
+                cells: Optional[Tensor] = None) -> Tensor:
+        """Ids of a batch of images.
 
         Args:
             images (Tensor): Images of shape (B, 3, h, w) in [-1, 1].
             cells (Tensor, optional): Unused: every cell is computed.
-            positions (Tensor, optional): Unused.
 
         Returns:
             Tensor: int64 ids of shape (B, h/16, w/16).
