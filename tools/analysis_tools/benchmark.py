@@ -67,8 +67,9 @@ OFFICIAL_SETTINGS = (
     ('model.head.gather_masked', False),  # vocab projection of every token
     ('model.target_generator.dtype', None),  # float32
     ('model.target_generator.channels_last', False),  # NCHW
+    # one param group per parameter, and AdamW not fused
     ('optim_wrapper.constructor', 'DefaultOptimWrapperConstructor'),
-    ('optim_wrapper.optimizer.fused', False))  # one group per parameter
+    ('optim_wrapper.optimizer.fused', False))
 
 
 def official_loss(self: Any, batches: Sequence[dict]) -> Dict[str, Any]:
