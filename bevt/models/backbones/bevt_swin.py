@@ -122,24 +122,31 @@ def window_attention(attn: WindowAttention3D,
     if kind == 'sdpa' and (nW == 1 or nW == BnW):
         # the bias broadcasts over the windows as they come
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=attn.attn_drop.p
-            if attn.training else 0., scale=attn.scale)
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=attn.attn_drop.p if attn.training else 0.,
+            scale=attn.scale)
     elif kind == 'sdpa':
         # (B, nW*nH, N, C/nH) (one copy): a mask slice per window and head,
         # broadcast over the batch rather than repeated B times
         q, k, v = (t.reshape(-1, nW * heads, N, dims) for t in (q, k, v))
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.view(1, nW * heads, N, N),
+            q,
+            k,
+            v,
+            attn_mask=bias.view(1, nW * heads, N, N),
             dropout_p=attn.attn_drop.p if attn.training else 0.,
-            scale=attn.scale).view(BnW, heads, N, dims)
+            scale=attn.scale).reshape(BnW, heads, N, dims)
     else:
         # on CPU, as many windows at once as fit EAGER_BLOCK_BYTES (a
         # divisor of nW, so that each block reads one slice of the bias)
-        per = BnW
+        per = BnW  # windows per block
         if x.device.type == 'cpu':
             fit = max(1, EAGER_BLOCK_BYTES // (heads * N * N * 4))
-            per = min(fit, BnW) if nW == 1 else max(
-                d for d in range(1, min(fit, nW) + 1) if nW % d == 0)
+            divisors = [d for d in range(1, min(fit, nW) + 1) if nW % d == 0]
+            per = min(fit, BnW) if nW == 1 else divisors[-1]
         outs = []
         for i, (qb, kb, vb) in enumerate(
                 zip(q.split(per), k.split(per), v.split(per))):
@@ -509,8 +516,8 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         attention = self.attention_kind(x.device)
         for i, block in enumerate(layer.blocks):
             shifted = i % 2 == 1
-            args = (block, x, window, shift if shifted else (0, 0, 0),
-                    mask if shifted or quirks else None, attention)
+            args = (block, x, window, shift if shifted else
+                    (0, 0, 0), mask if shifted or quirks else None, attention)
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(swin_block, *args, use_reentrant=False)
             else:

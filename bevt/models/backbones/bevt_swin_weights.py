@@ -62,8 +62,10 @@ def read_backbone_state_dict(path: str) -> Dict[str, Tensor]:
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
             break
-    state_dict = {re.sub(r'^(module\.)+', '', k): v
-                  for k, v in checkpoint.items() if isinstance(v, Tensor)}
+    state_dict = {
+        re.sub(r'^(module\.)+', '', k): v
+        for k, v in checkpoint.items() if isinstance(v, Tensor)
+    }
     if not state_dict:
         raise ValueError(f'{path}: no state dict found')
     if any(k.startswith('backbone.') for k in state_dict):

@@ -283,8 +283,7 @@ def _explicit_2d_stage(layer, x, official):
 @pytest.mark.parametrize('official', [True, False])
 @pytest.mark.parametrize('attention', ['sdpa', 'eager', 'reference'])
 def test_image_path_equals_explicit_2d_swin(official, attention):
-    model = tiny_backbone(
-        official_image_path=official, attention=attention)
+    model = tiny_backbone(official_image_path=official, attention=attention)
     # stage 0: 16x16 maps (shifted windows); stage 2: 4x4 = the window
     for stage, side in ((0, 16), (2, 4)):
         layer = model.layers[stage]
@@ -512,3 +511,24 @@ def test_attention_paths_on_device(device):
     kind = tiny_backbone().attention_kind(torch.device(device))
     assert kind == ('sdpa' if device == 'cuda' else 'eager')
     check_attention_paths_on(torch.device(device))
+
+
+def test_compiled_backbone_equals_eager():
+    """The backbone traces into full graphs (no graph break) for both
+    streams and gives the eager outputs and gradients (``aot_eager``: the
+    trace and autograd without code generation, to stay fast)."""
+    import torch._dynamo
+
+    model = tiny_backbone(drop_path_rate=0.).train()
+    clips, images = torch.randn(2, 3, 4, 64, 64), torch.randn(2, 3, 64, 64)
+    masks = [torch.rand(2, 2, 4, 4) > 0.5, torch.rand(2, 4, 4) > 0.5]
+    expected = [
+        _output_and_grads(model, x, m) for x, m in zip((clips, images), masks)
+    ]
+    torch._dynamo.reset()
+    compiled = copy.deepcopy(model)
+    compiled.compile(backend='aot_eager', dynamic=False, fullgraph=True)
+    for (out, grads), x, m in zip(expected, (clips, images), masks):
+        got, got_grads = _output_and_grads(compiled, x, m)
+        torch.testing.assert_close(got, out, atol=1e-5, rtol=1e-5)
+        assert_grads_close(got_grads, grads, 2e-4)
