@@ -105,7 +105,7 @@ def test_benchmark_compares_with_the_official_way(compare_run):
         _row(text, f'tokenizer {k}/iter') for k in ('calls', 'frames'))
     assert calls[:2] == [2, 1] and frames[1] == 10 and frames[0] <= 10
     official = re.search(r'^official model: (.*)$', text, re.M).group(1)
-    for setting in ("attention='reference'", 'joint_streams=False',
+    for setting in ("attention='reference'",
                     'tokenize_all_frames=True', 'gather_masked=False',
                     'tokenizer dtype=None', 'channels_last=False',
                     'loss=official_loss'):
@@ -191,7 +191,7 @@ def test_benchmark_compare_overrides_and_cpu_fallback():
     assert "compare: model.backbone.attention='reference'" in text
     assert re.search(
         r"^compare model: attention='reference', "
-        r'joint_streams=True,.* loss=BEVT.loss$', text, re.M)
+        r'tokenize_all_frames=False,.* loss=BEVT.loss$', text, re.M)
     for name in ('default', 'compare'):
         assert re.search(
             rf'^{name} optimizer: OptimWrapper\(AdamW fused, 2 param groups '

@@ -62,7 +62,6 @@ MASK_TYPES = ('BEVTTubeMaskGenerator', 'BEVTBlockMaskGenerator')
 #: the built class takes the argument; the loss is :func:`official_loss`.
 OFFICIAL_SETTINGS = (
     ('model.backbone.attention', 'reference'),  # mmaction2's formula
-    ('model.joint_streams', False),  # one backbone pass per stream
     ('model.tokenize_all_frames', True),  # every frame, every cell
     ('model.head.gather_masked', False),  # vocab projection of every token
     ('model.target_generator.dtype', None),  # float32
@@ -467,7 +466,6 @@ class Variant(Timed):
         """The built model's settings that tell the variants apart."""
         m, tokenizer = self.model, self.model.target_generator
         return (f'attention={getattr(m.backbone, "attention", "?")!r}, '
-                f'joint_streams={getattr(m, "joint_streams", "?")}, '
                 f'tokenize_all_frames={getattr(m, "tokenize_all_frames", "?")}'
                 f', gather_masked={getattr(m.head, "gather_masked", "?")}, '
                 f'tokenizer dtype={getattr(tokenizer, "dtype", "?")}, '

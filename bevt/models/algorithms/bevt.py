@@ -34,8 +34,7 @@ class BEVT(BaseModel):
 
     Args:
         backbone (dict): E.g. ``BEVTSwinTransformer3D``: ``backbone(x,
-            mask)`` gives (N, L, C) tokens, ``backbone([x1, x2], [m1,
-            m2])`` a tuple of them.
+            mask)`` gives (N, L, C) tokens.
         head (dict): E.g. ``BEVTMIMHead`` (ids) or ``BEVTRegressionHead``
             (features): ``loss(feats, target, mask, stream)``.
         target_generator (dict): The tokenizer, e.g. ``BEVTDALLETokenizer``:
@@ -48,11 +47,6 @@ class BEVT(BaseModel):
             as its ``cell_mask``: frames without a masked token are skipped
             and the DALL-E vocabulary projection runs on the masked cells
             only; the loss is the same. Defaults to False.
-        joint_streams (bool): Run the backbone once for all streams of a
-            step, so that each block runs its per-token layers on the tokens
-            of both streams at once. False runs one backbone call per
-            stream, as the official code. The loss is the same up to float
-            rounding. Defaults to True.
         compile_backbone (bool | dict): Compile the backbone in place with
             ``torch.compile`` (weights and state-dict keys unchanged); a dict
             gives its arguments, e.g. ``dict(mode='max-autotune')``.
@@ -66,7 +60,6 @@ class BEVT(BaseModel):
                  target_generator: ConfigType,
                  data_preprocessor: OptConfigType = None,
                  tokenize_all_frames: bool = False,
-                 joint_streams: bool = True,
                  compile_backbone: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
@@ -78,12 +71,10 @@ class BEVT(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.target_generator = MODELS.build(target_generator)
-        for name, value in (('tokenize_all_frames', tokenize_all_frames),
-                            ('joint_streams', joint_streams)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} must be a bool, got {value!r}')
+        if not isinstance(tokenize_all_frames, bool):
+            raise TypeError('tokenize_all_frames must be a bool, got '
+                            f'{tokenize_all_frames!r}')
         self.tokenize_all_frames = tokenize_all_frames
-        self.joint_streams = joint_streams
         self._check_parts()
         if not isinstance(compile_backbone, (bool, dict)):
             raise TypeError('compile_backbone must be a bool or a dict of '
@@ -140,7 +131,7 @@ class BEVT(BaseModel):
         if mode == 'loss':
             return self.loss(batches)
         if mode == 'tensor':
-            feats = self._stream_feats([b['inputs'] for b in batches])
+            feats = [self.extract_feat(b['inputs']) for b in batches]
             return feats[0] if len(feats) == 1 else tuple(feats)
         if mode == 'predict':
             return self.predict(batches)
@@ -167,15 +158,6 @@ class BEVT(BaseModel):
             Tensor: Tokens of shape (N, L, C).
         """
         return self.backbone(inputs['imgs'], inputs.get('input_mask'))
-
-    def _stream_feats(self, inputs: Sequence[Dict[str, Tensor]]) -> list:
-        """:meth:`extract_feat` of every stream, in one backbone call if
-        ``joint_streams``."""
-        if self.joint_streams and len(inputs) > 1:
-            return list(
-                self.backbone([i['imgs'] for i in inputs],
-                              [i.get('input_mask') for i in inputs]))
-        return [self.extract_feat(i) for i in inputs]
 
     @torch.no_grad()
     def targets(self,
@@ -225,7 +207,7 @@ class BEVT(BaseModel):
         if len(set(streams)) != len(streams):
             raise ValueError(f'one batch per stream, got {streams}')
         targets = [self.targets(i) for i in inputs]  # no grad
-        feats = self._stream_feats(inputs)
+        feats = [self.extract_feat(i) for i in inputs]
         losses = {}
         for stream, i, feat, target in zip(streams, inputs, feats, targets):
             mask = i['target_mask'].flatten(1)  # (N, L), True = masked
@@ -252,8 +234,8 @@ class BEVT(BaseModel):
         """
         inputs = [b['inputs'] for b in batches]
         results = []
-        for batch, i, feat in zip(batches, inputs, self._stream_feats(inputs)):
-            preds = self.head.predict(feat)  # (N, L) or (N, L, D)
+        for batch, i in zip(batches, inputs):
+            preds = self.head.predict(self.extract_feat(i))  # (N, L[, D])
             target = self.targets(i, all_frames=True)
             kind = 'features' if preds.is_floating_point() else 'tokens'
             samples = batch.get('data_samples') or [None] * len(preds)

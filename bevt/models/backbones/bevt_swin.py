@@ -460,37 +460,20 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             return self.attention
         return 'sdpa' if device.type == 'cuda' else 'eager'
 
-    def forward(
-        self,
-        x: Union[Tensor, Sequence[Tensor]],
-        mask: Union[Optional[Tensor], Sequence[Optional[Tensor]]] = None
-    ) -> Union[Tensor, Tuple[Tensor, ...]]:
-        """Token features of a masked clip or image batch, or of several.
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """Token features of a masked clip or image batch.
 
         Args:
-            x (Tensor | Sequence[Tensor]): Clips (N, 3, T, H, W) (video
-                stream) or images (N, 3, H, W) (image stream), or a
-                sequence of such batches (e.g. BEVT's clips and images).
-            mask (Tensor | Sequence[Tensor], optional): Bool, True = masked.
-                Clips: (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for
-                Swin-B's patch (2, 4, 4) and four stages); one per batch
-                (or None) for a sequence. Defaults to None.
+            x (Tensor): Clips (N, 3, T, H, W) (video stream) or images
+                (N, 3, H, W) (image stream).
+            mask (Tensor, optional): Bool, True = masked. Clips:
+                (N, T/2, H/16, W/16); images: (N, H/16, W/16) (for Swin-B's
+                patch (2, 4, 4) and four stages). Defaults to None.
 
         Returns:
-            Tensor | tuple[Tensor]: (N, L, C) in (t, h, w) order:
-            L = T*(H/16)*(W/16) for clips (time upsampled back to T),
-            (H/16)*(W/16) for images; a tuple for a sequence.
+            Tensor: (N, L, C) in (t, h, w) order: L = T*(H/16)*(W/16) for
+            clips (time upsampled back to T), (H/16)*(W/16) for images.
         """
-        if isinstance(x, Tensor):
-            return self._forward_stream(x, mask)
-        masks = [None] * len(x) if mask is None else list(mask)
-        if len(masks) != len(x) or not x:
-            raise ValueError(f'got {len(x)} input batches and {len(masks)} '
-                             'masks; expected one mask (or None) per batch')
-        return tuple(self._forward_stream(*pair) for pair in zip(x, masks))
-
-    def _forward_stream(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """:meth:`forward` of one batch of clips or images."""
         image = x.dim() == 4
         x = self.pos_drop(self._embed(x, mask))  # (N, D, H/4, W/4, C)
         for i, layer in enumerate(self.layers):

@@ -8,7 +8,7 @@ from mmengine.optim import OptimWrapper
 
 import bevt.models  # noqa: F401  (registers the parts)
 from bevt.registry import MODELS
-from bevt.testing import DEVICES, assert_grads_close, exact_float32
+from bevt.testing import DEVICES, exact_float32
 
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4])
 VOCAB = 64
@@ -16,7 +16,6 @@ VOCAB = 64
 #: call per stream, the vocabulary projection of every token
 OFFICIAL = dict(
     tokenize_all_frames=True,
-    joint_streams=False,
     head=dict(gather_masked=False),
     target_generator=dict(dtype=None, channels_last=False))
 
@@ -165,26 +164,14 @@ def _loss_and_grads(model, batches, seed=3):
     }
 
 
-def test_joint_streams_give_the_step_of_separate_passes():
-    """``joint_streams`` runs the backbone once for both streams: the same
-    losses and gradients as one pass per stream (the official way), up to
-    float rounding; with drop path both train."""
-    joint, separate = (
-        tiny_bevt(joint_streams=j).train() for j in (True, False))
-    losses_a, grads_a = _loss_and_grads(joint, two_stream_batches())
-    losses_b, grads_b = _loss_and_grads(separate, two_stream_batches())
-    assert set(losses_a) == set(losses_b) == {
-        'loss_video', 'acc_video', 'loss_img', 'acc_img'
-    }
-    for key in losses_a:
-        torch.testing.assert_close(losses_a[key], losses_b[key])
-    assert_grads_close(grads_a, grads_b, 1e-5)
+def test_drop_path_trains_both_streams():
     drop = tiny_bevt(backbone=dict(drop_path_rate=0.3)).train()
     losses, grads = _loss_and_grads(drop, two_stream_batches())
+    assert set(losses) == {'loss_video', 'acc_video', 'loss_img', 'acc_img'}
     assert all(torch.isfinite(v).all() for v in losses.values())
     assert 'backbone.layers.0.blocks.0.attn.qkv.weight' in grads
-    with pytest.raises(TypeError, match='joint_streams'):
-        tiny_bevt(joint_streams=1)
+    with pytest.raises(TypeError, match='tokenize_all_frames'):
+        tiny_bevt(tokenize_all_frames=1)
 
 
 def test_tensor_and_predict_modes():
@@ -288,8 +275,8 @@ def test_compiled_backbone_gives_the_same_step(options):
 
 def check_default_step_equals_official_on(device: torch.device) -> None:
     """A joint step on ``device`` (both streams, losses and backbone
-    gradients) with the default settings (skipped frames and cells, one
-    backbone call, gathered vocabulary projection) equals the official
+    gradients) with the default settings (skipped frames and cells, gathered
+    vocabulary projection) equals the official
     way's in float32; with the configs' tokenizer settings and bfloat16
     autocast, as a config trains on CUDA, the losses stay within 5 %."""
     default = tiny_bevt(target_generator=dict(dtype=None)).to(device)

@@ -329,7 +329,7 @@ def test_gradients_have_their_parameters_layout():
     assert model.layers[0].blocks[0].attn.num_heads == 1
     clips, images = torch.randn(2, 3, 4, 64, 64), torch.randn(2, 3, 64, 64)
     masks = [torch.rand(2, 2, 4, 4) > 0.5, torch.rand(2, 4, 4) > 0.5]
-    video, image = model([clips, images], masks)
+    video, image = (model(x, m) for x, m in zip((clips, images), masks))
     (video.square().mean() + image.square().mean()).backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, name
