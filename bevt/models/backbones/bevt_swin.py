@@ -116,32 +116,25 @@ def window_attention(attn: WindowAttention3D,
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*nW, nH, N, C/nH)
     bias = relative_position_bias(attn, N)  # (nH, N, N)
     nW = 1 if mask is None else mask.shape[0]
-    if mask is not None:
-        bias = bias + mask.unsqueeze(1)  # (nW, nH, N, N)
-    bias = bias.to(q.dtype).view(nW, heads, N, N)
+    dropout = attn.attn_drop.p if attn.training else 0.
     if kind == 'sdpa' and (nW == 1 or nW == BnW):
-        # the bias broadcasts over the windows as they come
+        # the bias (plus mask) broadcasts over the windows as they come
+        if mask is not None:
+            bias = bias + mask.unsqueeze(1)  # (nW, nH, N, N)
         out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=bias,
-            dropout_p=attn.attn_drop.p if attn.training else 0.,
-            scale=attn.scale)
+            q, k, v, bias.to(q.dtype), dropout, scale=attn.scale)
     elif kind == 'sdpa':
-        # (B, nW*nH, N, C/nH) (one copy): a mask slice per window and head,
-        # broadcast over the batch rather than repeated B times
+        # (B, nW*nH, N, C/nH) (one copy): one bias-plus-mask slice per
+        # window and head, broadcast over the batch, not repeated B times
+        bias = (bias + mask.unsqueeze(1)).view(1, nW * heads, N, N)
         q, k, v = (t.reshape(-1, nW * heads, N, dims) for t in (q, k, v))
         out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=bias.view(1, nW * heads, N, N),
-            dropout_p=attn.attn_drop.p if attn.training else 0.,
-            scale=attn.scale).reshape(BnW, heads, N, dims)
+            q, k, v, bias.to(q.dtype), dropout, scale=attn.scale)
+        out = out.reshape(BnW, heads, N, dims)
     else:
-        # on CPU, as many windows at once as fit EAGER_BLOCK_BYTES (a
-        # divisor of nW, so that each block reads one slice of the bias)
+        # mmaction2's formula; on CPU as many windows at once as fit
+        # EAGER_BLOCK_BYTES (a divisor of nW: each block reads one slice of
+        # the mask)
         per = BnW  # windows per block
         if x.device.type == 'cpu':
             fit = max(1, EAGER_BLOCK_BYTES // (heads * N * N * 4))
@@ -150,11 +143,12 @@ def window_attention(attn: WindowAttention3D,
         outs = []
         for i, (qb, kb, vb) in enumerate(
                 zip(q.split(per), k.split(per), v.split(per))):
-            scores = (qb * attn.scale) @ kb.transpose(-2, -1)
-            window_bias = bias[i * per % nW:][:min(per, nW)]
-            scores = scores.view(-1, *window_bias.shape) + window_bias
-            scores = attn.softmax(scores.view(-1, heads, N, N))
-            outs.append(attn.attn_drop(scores) @ vb)
+            scores = (qb * attn.scale) @ kb.transpose(-2, -1) + bias
+            if mask is not None:  # (per, nH, N, N) + (per or nW, 1, N, N)
+                block_mask = mask[i * per % nW:][:per].unsqueeze(1)
+                scores = scores.view(-1, *block_mask.shape[:1], heads, N, N)
+                scores = (scores + block_mask).view(-1, heads, N, N)
+            outs.append(attn.attn_drop(attn.softmax(scores)) @ vb)
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
     out = out.transpose(1, 2).reshape(BnW, N, C)
     return attn.proj_drop(attn.proj(out))
