@@ -46,12 +46,11 @@ class BEVTTokenizer(BaseModule):
     A subclass builds the wrapped encoder, calls :meth:`_freeze` and
     implements :meth:`_encode` for a batch of images. This class folds clip
     frames into the batch, encodes only the frames that have a needed cell,
-    in chunks of ``chunk_size`` frames, at the requested precision, and
-    keeps the module frozen: no parameter requires a gradient,
-    :meth:`forward` runs under ``torch.no_grad()``, the module stays in
-    ``eval()`` mode, and its weights are never in a ``state_dict()`` (nor
-    loaded from one, nor reported missing): they come only from
-    ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+    at the requested precision, and keeps the module frozen: no parameter
+    requires a gradient, :meth:`forward` runs under ``torch.no_grad()``, the
+    module stays in ``eval()`` mode, and its weights are never in a
+    ``state_dict()`` (nor loaded from one, nor reported missing): they come
+    only from ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
     Args:
         dtype (str, optional): Precision of the encoder: None runs it in
@@ -62,8 +61,6 @@ class BEVTTokenizer(BaseModule):
             precision elsewhere. Defaults to None.
         channels_last (bool): Encoder weights and inputs in the
             ``channels_last`` memory format. Defaults to False.
-        chunk_size (int, optional): Frames encoded at once; None encodes
-            all needed frames in one call. Defaults to None.
         init_cfg (dict | list[dict], optional): Only ``Pretrained`` is
             meaningful; subclasses hand it to the wrapped encoder.
             Defaults to None.
@@ -81,7 +78,6 @@ class BEVTTokenizer(BaseModule):
     def __init__(self,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__()
         if dtype not in (None, 'auto', *_DTYPES):
@@ -90,14 +86,11 @@ class BEVTTokenizer(BaseModule):
         if not isinstance(channels_last, bool):
             raise ValueError(
                 f'Invalid channels_last: {channels_last!r}; expected a bool')
-        if chunk_size is not None:
-            check_int('chunk_size', chunk_size)
         if init_cfg is not None and not isinstance(init_cfg,
                                                    (dict, list, tuple)):
             raise ValueError(f'Invalid init_cfg: {init_cfg!r}')
         self.dtype = dtype
         self.channels_last = channels_last
-        self.chunk_size = chunk_size
         cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
         self.pretrained = any(
             cfg is not None and cfg.get('type') == 'Pretrained'
@@ -202,29 +195,26 @@ class BEVTTokenizer(BaseModule):
         self._check_input(x, cell_mask)
         lead = x.shape[:1] if x.dim() == 4 else (x.shape[0], x.shape[2])
         frames = x if x.dim() == 4 else x.transpose(1, 2).flatten(0, 1)
-        grid = (frames.shape[-2] // self.downsample,
-                frames.shape[-1] // self.downsample)
-        if self.target_dims is None:  # (F, h/d, w/d), F = N or N*T
-            out = x.new_full((len(frames), ) + grid, -1, dtype=torch.long)
+        shape = (len(frames), frames.shape[-2] // self.downsample,
+                 frames.shape[-1] // self.downsample)  # F = N or N*T frames
+        if self.target_dims is None:  # (F, h/d, w/d)
+            out = x.new_full(shape, -1, dtype=torch.long)
         else:  # (F, h/d, w/d, D)
-            out = x.new_zeros(
-                (len(frames), ) + grid + (self.target_dims, ),
-                dtype=torch.float32)
-        cells = None if cell_mask is None else cell_mask.reshape(-1, *grid)
-        keep = torch.arange(len(frames), device=x.device) if cells is None \
-            else cells.flatten(1).any(1).nonzero().squeeze(1)  # (F', )
-        dtype = self.resolved_dtype(x.device.type)
-        chunks = keep.split(self.chunk_size or len(keep)) if len(keep) else ()
-        for index in chunks:
-            images = frames[index].float()  # (B, 3, h, w)
+            out = x.new_zeros(shape + (self.target_dims, ))
+        cells = None if cell_mask is None else cell_mask.reshape(shape)
+        # the frames with a needed cell
+        keep = slice(None) if cells is None else cells.flatten(1).any(1)
+        images = frames[keep].float()  # (F', 3, h, w)
+        if len(images):
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            dtype = self.resolved_dtype(x.device.type)
             with torch.autocast(
                     x.device.type,
                     dtype=_DTYPES.get(dtype),
                     enabled=dtype is not None):
-                out[index] = self._encode(
-                    images, None if cells is None else cells[index])
+                out[keep] = self._encode(
+                    images, None if cells is None else cells[keep])
         if cells is not None:
             out[~cells] = -1 if self.target_dims is None else 0
         return out.view(*lead, *out.shape[1:])

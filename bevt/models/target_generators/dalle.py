@@ -31,9 +31,11 @@ class BEVTDALLETokenizer(BEVTTokenizer):
     the 112-px Lanczos tokenizer view with ``mean=[-31.875] * 3`` and
     ``std=[318.75] * 3``.
 
-    Precision: with ``dtype=None`` mmpretrain's ``Conv2d`` decides (float16
-    convolutions on CUDA, as OpenAI's code; float32 elsewhere); with a
-    ``dtype`` the convolutions run under autocast of that dtype.
+    Precision: ``dtype`` decides on every device; ``'float16'`` is that of
+    OpenAI's DALL-E (float16 convolutions, the projection in float32).
+    mmpretrain's ``Conv2d`` casts to float16 on CUDA by itself: that cast
+    is kept for ``'float16'`` and ``'auto'`` (autocast then has nothing to
+    cast) and switched off otherwise.
 
     Args:
         encoder (dict, optional): Keyword arguments of ``DALLEEncoder``:
@@ -44,8 +46,6 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             None.
         channels_last (bool): Convolutions in channels_last memory format.
             Defaults to False.
-        chunk_size (int, optional): Frames encoded at once; None = all at
-            once. Defaults to None.
         init_cfg (dict | list[dict], optional): Handed to ``DALLEEncoder``,
             e.g. ``dict(type='Pretrained', checkpoint='dalle_encoder.pth')``
             with mmpretrain's keys (``blocks.input.w``, ...). Defaults to
@@ -58,9 +58,8 @@ class BEVTDALLETokenizer(BEVTTokenizer):
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(dtype, channels_last, chunk_size, init_cfg)
+        super().__init__(dtype, channels_last, init_cfg)
         encoder = {} if encoder is None else encoder
         if not isinstance(encoder, dict):
             raise ValueError(f'Invalid encoder: {encoder!r}; expected a dict')
@@ -73,10 +72,9 @@ class BEVTDALLETokenizer(BEVTTokenizer):
         self.encoder = DALLEEncoder(
             **encoder, requires_grad=False, init_cfg=init_cfg)
         self.vocab_size = encoder.get('vocab_size', 8192)
-        if dtype is not None:  # autocast casts, not mmpretrain's Conv2d
-            for module in self.encoder.modules():
-                if isinstance(module, Conv2d):
-                    module.use_float16 = False
+        for module in self.encoder.modules():
+            if isinstance(module, Conv2d):  # its own float16 cast on CUDA
+                module.use_float16 = dtype in ('float16', 'auto')
         self._freeze()
 
     def _encode(self,

@@ -81,8 +81,6 @@ class BEVTHOGTargets(BEVTTokenizer):
             Defaults to 16.
         downsample (int): Target patch side in pixels, a multiple of
             ``pool``. Defaults to 16.
-        chunk_size (int, optional): Frames processed at once; None = all at
-            once. Defaults to None.
         init_cfg (dict | list[dict], optional): Ignored. Defaults to None.
     """
 
@@ -94,9 +92,8 @@ class BEVTHOGTargets(BEVTTokenizer):
                  pool: int = 8,
                  gaussian_window: int = 16,
                  downsample: int = 16,
-                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(chunk_size=chunk_size)
+        super().__init__()
         check_int('nbins', nbins)
         check_int('pool', pool)
         check_int('gaussian_window', gaussian_window, minimum=0)

@@ -60,7 +60,7 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
     ``NormEMAVectorQuantizer.forward`` instead of calling
     ``VQKD.get_tokens``, because that forward (a) all-reduces code-usage
     statistics across processes in eval mode, which would hang distributed
-    training when ranks encode different numbers of chunks (frame skipping),
+    training when a rank has no frame to encode (frame skipping),
     and (b) k-means-initialises a codebook whose ``initted`` flag is unset
     from the first batch. The task layer and lookup run in float32 (as
     mmpretrain's VQKD does on CUDA); ``dtype`` applies to the ViT only.
@@ -77,8 +77,6 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
             ViT; see :class:`BEVTTokenizer`. Defaults to None.
         channels_last (bool): Run the patch embedding in channels_last
             memory format. Defaults to False.
-        chunk_size (int, optional): Frames encoded at once; None = all at
-            once. Defaults to None.
         init_cfg (dict | list[dict], optional): Handed to ``VQKD``, e.g.
             ``dict(type='Pretrained', checkpoint='vqkd_encoder.pth')`` with
             mmpretrain's converted keys (``encoder.*``,
@@ -91,13 +89,9 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
-                 chunk_size: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
-            dtype=dtype,
-            channels_last=channels_last,
-            chunk_size=chunk_size,
-            init_cfg=init_cfg)
+            dtype=dtype, channels_last=channels_last, init_cfg=init_cfg)
         encoder = {} if encoder is None else encoder
         if not isinstance(encoder, dict):
             raise ValueError(f'Invalid encoder: {encoder!r}; expected a dict')

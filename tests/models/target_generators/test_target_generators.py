@@ -253,28 +253,6 @@ def test_clip_frames_equal_per_frame_tokenisation(kind):
     assert not torch.equal(out[:, 0], out[:, 1])
 
 
-@pytest.mark.parametrize('kind', KINDS)
-def test_chunked_equals_unchunked(kind):
-    clips = inputs(kind, 2, 5)
-    whole = build(kind)(clips)
-    for chunk_size in (1, 3):
-        tok = build(kind, chunk_size=chunk_size)
-        with recorded_inputs(inner(tok)) as seen:
-            out = tok(clips)
-        sizes = [batch.shape[0] for batch in seen]
-        assert max(sizes) == chunk_size and sum(sizes) == 10
-        torch.testing.assert_close(out, whole, rtol=0, atol=1e-5)
-    # chunks of the frames a cell mask keeps
-    tok = build(kind, chunk_size=2)
-    grid = whole.shape[2:4]
-    cells = torch.ones((2, 5) + grid, dtype=torch.bool)
-    cells[0, 2] = cells[1, 0] = cells[1, 3] = cells[1, 4] = False
-    with recorded_inputs(inner(tok)) as seen:
-        out = tok(clips, cell_mask=cells)
-    assert [batch.shape[0] for batch in seen] == [2, 2, 2]
-    torch.testing.assert_close(out[cells], whole[cells], rtol=0, atol=1e-5)
-
-
 def autocast_seen(tok, device_type='cpu'):
     """Record (enabled, dtype) of the autocast around each encoder call."""
     seen = []
@@ -467,7 +445,7 @@ def test_registry_build():
         'BEVTHOGTargets'
     }
     cfgs = [
-        dict(type='BEVTDALLETokenizer', encoder=DALLE_CFG, chunk_size=8),
+        dict(type='BEVTDALLETokenizer', encoder=DALLE_CFG, dtype='auto'),
         dict(type='BEVTVQKDTokenizer', encoder=VQKD_CFG),
         dict(type='BEVTHOGTargets', nbins=6),
     ]
@@ -481,10 +459,8 @@ def test_registry_build():
 @pytest.mark.parametrize('kwargs, field', [
     (dict(dtype='fp16'), 'dtype'), (dict(dtype=torch.float16), 'dtype'),
     (dict(channels_last='yes'), 'channels_last'),
-    (dict(chunk_size=0), 'chunk_size'), (dict(chunk_size=True), 'chunk_size'),
-    (dict(chunk_size=2.0), 'chunk_size'),
-    (dict(chunk_size='big'), 'chunk_size'), (dict(init_cfg='x'), 'init_cfg'),
-    (dict(encoder=[16]), 'encoder'), (dict(encoder=dict(bad=1)), 'keys'),
+    (dict(init_cfg='x'), 'init_cfg'), (dict(encoder=[16]), 'encoder'),
+    (dict(encoder=dict(bad=1)), 'keys'),
     (dict(encoder=dict(vocab_size=0)), 'encoder.vocab_size'),
     (dict(encoder=dict(n_hid=1.5)), 'encoder.n_hid')
 ])
@@ -510,7 +486,6 @@ def test_vqkd_bad_args(encoder, field):
     (dict(pool=-8), 'pool'),
     (dict(gaussian_window=-1), 'gaussian_window'),
     (dict(downsample=12), 'downsample'),
-    (dict(chunk_size=0), 'chunk_size'),
 ])
 def test_hog_bad_args(kwargs, field):
     with pytest.raises(ValueError, match=field):
