@@ -22,8 +22,8 @@ model = dict(
         loss_weights=dict(video=1.0, img=1.0)),
     target_generator=dict(
         type='BEVTDALLETokenizer',
-        # bfloat16 (float16 on GPUs without it) on CUDA, float32 on CPU;
-        # channels-last convolutions (the official code: float32, NCHW)
+        # float16 on CUDA, as the official DALL-E's convolutions (OpenAI's
+        # Conv2d casts to half), float32 on CPU; channels-last convolutions
         dtype='auto',
         channels_last=True,
         # mmpretrain's converted DALL-E encoder (`dalle_encoder.pth`, or
