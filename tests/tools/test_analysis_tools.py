@@ -105,10 +105,9 @@ def test_benchmark_compares_with_the_official_way(compare_run):
         _row(text, f'tokenizer {k}/iter') for k in ('calls', 'frames'))
     assert calls[:2] == [2, 1] and frames[1] == 10 and frames[0] <= 10
     official = re.search(r'^official model: (.*)$', text, re.M).group(1)
-    for setting in ("attention='reference'",
-                    'tokenize_all_frames=True', 'gather_masked=False',
-                    'tokenizer dtype=None', 'channels_last=False',
-                    'loss=official_loss'):
+    for setting in ("attention='reference'", 'tokenize_all_frames=True',
+                    'gather_masked=False', 'tokenizer dtype=None',
+                    'channels_last=False', 'loss=official_loss'):
         assert setting in official, official
     assert 'loss=BEVT.loss' in text and 'random init' in text
     assert "constructor='DefaultOptimWrapperConstructor'" in text
