@@ -170,9 +170,12 @@ def stream_outputs(model):
 def stage4_features(backbone, x):
     """Our stage-4 features as mmaction2's (B, C, T', H', W') output."""
     with torch.no_grad():
-        patches = backbone.patch_embed(x).permute(0, 2, 3, 4, 1)
-        _, high = backbone._encode(patches, image=False)
-        return backbone.norm3(high).permute(0, 4, 1, 2, 3)
+        x = backbone.patch_embed(x).permute(0, 2, 3, 4, 1)
+        for layer in backbone.layers:
+            x = backbone._run_stage(layer, x, image=False)
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        return backbone.norm3(x).permute(0, 4, 1, 2, 3)
 
 
 def test_help():
