@@ -34,11 +34,6 @@ Size3 = Tuple[int, int, int]
 #: Window-attention formulas (see ``attention`` of the backbone)
 ATTENTIONS = ('auto', 'sdpa', 'eager', 'reference')
 
-#: Bytes of attention scores the eager formula computes at once on CPU:
-#: a block this size stays in cache through the bias, mask, softmax and
-#: their backward (see docs/performance.md).
-EAGER_BLOCK_BYTES = 8 * 1024**2
-
 
 # ----------------------------------------------------------------------
 # windows
@@ -95,8 +90,8 @@ def window_attention(attn: WindowAttention3D,
     ``kind`` picks the formula, all equal up to float rounding:
     ``'sdpa'``: ``scaled_dot_product_attention`` with the bias plus shift
     mask as its additive mask (a memory-efficient kernel on CUDA);
-    ``'eager'``: mmaction2's formula, on CPU in blocks of windows whose
-    scores fit in cache (:data:`EAGER_BLOCK_BYTES`); ``'reference'``:
+    ``'eager'``: mmaction2's formula with the bias read by
+    :func:`relative_position_bias`; ``'reference'``:
     ``WindowAttention3D.forward`` itself (the official code).
 
     Args:
@@ -132,24 +127,12 @@ def window_attention(attn: WindowAttention3D,
             q, k, v, bias.to(q.dtype), dropout, scale=attn.scale)
         out = out.reshape(BnW, heads, N, dims)
     else:
-        # mmaction2's formula; on CPU as many windows at once as fit
-        # EAGER_BLOCK_BYTES (a divisor of nW: each block reads one slice of
-        # the mask)
-        per = BnW  # windows per block
-        if x.device.type == 'cpu':
-            fit = max(1, EAGER_BLOCK_BYTES // (heads * N * N * 4))
-            divisors = [d for d in range(1, min(fit, nW) + 1) if nW % d == 0]
-            per = min(fit, BnW) if nW == 1 else divisors[-1]
-        outs = []
-        for i, (qb, kb, vb) in enumerate(
-                zip(q.split(per), k.split(per), v.split(per))):
-            scores = (qb * attn.scale) @ kb.transpose(-2, -1) + bias
-            if mask is not None:  # (per, nH, N, N) + (per or nW, 1, N, N)
-                block_mask = mask[i * per % nW:][:per].unsqueeze(1)
-                scores = scores.view(-1, *block_mask.shape[:1], heads, N, N)
-                scores = (scores + block_mask).view(-1, heads, N, N)
-            outs.append(attn.attn_drop(attn.softmax(scores)) @ vb)
-        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        # mmaction2's formula
+        scores = (q * attn.scale) @ k.transpose(-2, -1) + bias
+        if mask is not None:  # (B, nW, nH, N, N) + (nW, 1, N, N)
+            scores = scores.view(-1, nW, heads, N, N) + mask.unsqueeze(1)
+            scores = scores.view(-1, heads, N, N)
+        out = attn.attn_drop(attn.softmax(scores)) @ v
     out = out.transpose(1, 2).reshape(BnW, N, C)
     return attn.proj_drop(attn.proj(out))
 

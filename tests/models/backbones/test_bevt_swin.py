@@ -147,12 +147,11 @@ def test_attention_formulas_equal_reference(shape):
         tiny_backbone(attention='yes')
 
 
-@pytest.mark.parametrize('block_windows', [1, 2, 3, 8])
+@pytest.mark.parametrize('kind', ['eager', 'sdpa'])
 @pytest.mark.parametrize('masked', [True, False])
-def test_blocked_eager_attention_equals_mmaction(block_windows, masked,
-                                                 monkeypatch):
-    """Windows in cache-sized blocks (shift-mask slices included) give
-    mmaction2's output and gradients."""
+def test_window_attention_equals_mmaction(kind, masked):
+    """Each formula gives mmaction2's output and gradients, with and without
+    the shift mask (two samples of six windows each)."""
     from mmaction.models.backbones.swin import WindowAttention3D
 
     from bevt.models.backbones import bevt_swin
@@ -163,8 +162,6 @@ def test_blocked_eager_attention_equals_mmaction(block_windows, masked,
     x = torch.randn(2 * 6, 8, 16, requires_grad=True)  # B=2, nW=6, N=8
     mask = torch.where(torch.rand(6, 8, 8) < 0.3, -100., 0.) \
         if masked else None
-    monkeypatch.setattr(bevt_swin, 'EAGER_BLOCK_BYTES',
-                        block_windows * 2 * 8 * 8 * 4)
 
     def run(fn):
         attn.zero_grad(set_to_none=True)
@@ -174,8 +171,8 @@ def test_blocked_eager_attention_equals_mmaction(block_windows, masked,
         return [out.detach(), x.grad] + [p.grad for p in attn.parameters()]
 
     expected = run(lambda: attn(x, mask=mask))
-    blocked = run(lambda: bevt_swin.window_attention(attn, x, mask, 'eager'))
-    for got, ref in zip(blocked, expected):
+    got_all = run(lambda: bevt_swin.window_attention(attn, x, mask, kind))
+    for got, ref in zip(got_all, expected):
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
 
 
