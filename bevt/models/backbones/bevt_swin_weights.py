@@ -6,7 +6,7 @@ The converters (:mod:`bevt.utils.checkpoint_convert`) import this module;
 it imports no converter.
 """
 import re
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -48,26 +48,62 @@ def rename_official_keys(state_dict: Dict[str, Tensor],
     return renamed
 
 
+def checkpoint_weights(checkpoint: dict,
+                       path: str = '<checkpoint>',
+                       note: Optional[Callable[[str], None]] = None
+                       ) -> Dict[str, Tensor]:
+    """The weights of a loaded checkpoint, ``module.`` prefixes stripped.
+
+    Args:
+        checkpoint (dict): A checkpoint with a ``state_dict``, ``model`` or
+            ``module`` entry (tried in this order), or a plain state dict.
+        path (str): File name for error messages. Defaults to
+            '<checkpoint>'.
+        note (callable, optional): Told which entry held the weights and
+            how many ``module.`` prefixes were stripped. Defaults to None.
+
+    Returns:
+        dict: Tensor values by key.
+
+    Raises:
+        ValueError: If no dict of tensors is found (naming the top-level
+            keys), or the state dict holds values that are not tensors.
+    """
+    state_dict = checkpoint
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint.get(key), dict):
+            state_dict = checkpoint[key]
+            if note is not None:
+                note(f'weights taken from the {key!r} entry')
+            break
+    tensors = {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise ValueError(f'{path}: no state dict found (top-level keys: '
+                         f'{sorted(map(str, checkpoint))[:10]})')
+    others = sorted(set(state_dict) - set(tensors))
+    if others:
+        raise ValueError(f'{path}: non-tensor values in the state dict: '
+                         f'{others[:10]}')
+    stripped, count = {}, 0
+    for key, value in tensors.items():
+        bare = re.sub(r'^(module\.)+', '', key)
+        count += (len(key) - len(bare)) // len('module.')
+        stripped[bare] = value
+    if count and note is not None:
+        note(f'stripped the DDP prefix "module." from {count} keys')
+    return stripped
+
+
 def read_backbone_state_dict(path: str) -> Dict[str, Tensor]:
     """The backbone weights of a checkpoint file.
 
-    Takes the ``state_dict`` / ``model`` / ``module`` entry if there is
-    one, strips ``module.``, keeps only ``backbone.*`` keys when there are
-    any (prefix removed), strips ``encoder.``, and drops the buffers that
-    are rebuilt for this model (``relative_position_index``,
-    ``attn_mask``).
+    The weights of :func:`checkpoint_weights`; only the ``backbone.*`` keys
+    when there are any (prefix removed), ``encoder.`` stripped, and without
+    the buffers that are rebuilt for this model
+    (``relative_position_index``, ``attn_mask``).
     """
-    checkpoint = _load_checkpoint(path, map_location='cpu')
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    state_dict = {
-        re.sub(r'^(module\.)+', '', k): v
-        for k, v in checkpoint.items() if isinstance(v, Tensor)
-    }
-    if not state_dict:
-        raise ValueError(f'{path}: no state dict found')
+    state_dict = checkpoint_weights(
+        _load_checkpoint(path, map_location='cpu'), path)
     if any(k.startswith('backbone.') for k in state_dict):
         state_dict = {
             k[len('backbone.'):]: v

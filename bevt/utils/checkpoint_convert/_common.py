@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from bevt.models.backbones.bevt_swin_weights import checkpoint_weights
+
 StateDict = Dict[str, Tensor]
 Window = Tuple[int, int, int]
 
@@ -175,48 +177,10 @@ def load_checkpoint_file(path: str, trust_pickle: bool = False) -> dict:
 def extract_state_dict(checkpoint: dict,
                        path: str = '<checkpoint>',
                        report: Optional[ConversionReport] = None) -> StateDict:
-    """The weights of a checkpoint, ``module.`` prefixes stripped.
-
-    Args:
-        checkpoint (dict): A loaded checkpoint: a dict with ``state_dict``,
-            ``model`` or ``module`` (tried in this order), or a plain state
-            dict.
-        path (str): File name for error messages. Defaults to
-            '<checkpoint>'.
-        report (ConversionReport, optional): Gets a note on stripped
-            prefixes. Defaults to None.
-
-    Returns:
-        dict: Tensor values by key.
-
-    Raises:
-        ValueError: If no dict of tensors is found, naming the top-level
-            keys.
-    """
-    state_dict = checkpoint
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(checkpoint.get(key), dict):
-            state_dict = checkpoint[key]
-            if report is not None:
-                report.note(f'weights taken from the {key!r} entry')
-            break
-    tensors = {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}
-    if not tensors:
-        raise ValueError(f'{path}: no state dict found (top-level keys: '
-                         f'{sorted(map(str, checkpoint))[:10]})')
-    others = sorted(set(state_dict) - set(tensors))
-    if others:
-        raise ValueError(f'{path}: non-tensor values in the state dict: '
-                         f'{others[:10]}')
-    stripped, count = {}, 0
-    for key, value in tensors.items():
-        while key.startswith('module.'):
-            key = key[len('module.'):]
-            count += 1
-        stripped[key] = value
-    if count and report is not None:
-        report.note(f'stripped the DDP prefix "module." from {count} keys')
-    return stripped
+    """:func:`~bevt.models.backbones.bevt_swin_weights.checkpoint_weights`
+    with its notes written to ``report``."""
+    return checkpoint_weights(checkpoint, path,
+                              None if report is None else report.note)
 
 
 def save_checkpoint(state_dict: StateDict,
