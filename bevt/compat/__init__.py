@@ -1,5 +1,5 @@
 # Copyright (c) bevt contributors. All rights reserved.
-"""Fixes for the OpenMMLab stack as it installs today (environment.md).
+"""Fixes for the OpenMMLab stack as pip installs it (README: Installation).
 
 One module per problem, each applied by :mod:`.import_hooks` when the
 module it fixes is imported (the fix module itself is imported only then):
