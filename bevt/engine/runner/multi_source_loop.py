@@ -11,10 +11,15 @@ what long runs need:
 - every loader has its own sampler, re-seeded (``set_epoch``) at each epoch
   of the loop and at each restart of a secondary loader, so the image order
   changes every pass;
-- the data randomness (the main process and the workers of non-persistent
-  loaders) is re-seeded from ``(seed, epoch)`` at every epoch, so resuming
-  from an epoch checkpoint gives the same batches, masks and losses as an
-  uninterrupted run;
+- with ``reproducible=True`` (the default) every sample is drawn from its
+  own seed (:mod:`bevt.datasets.per_sample_seed`: the run's seed, the
+  sampler epoch or pass, the sample index) and the model's random draws of
+  each iteration (drop path) from ``(seed, iteration)``; so a sample's
+  augmentation and masks depend neither on ``num_workers`` /
+  ``persistent_workers`` nor on the rank that loads it, and a run resumed
+  from an epoch or an iteration checkpoint gives the batches, masks and
+  losses of an uninterrupted one. Resuming in the middle of an epoch skips
+  the batches already trained in it, in every loader, without loading them;
 - a non-finite loss stops training with a clear message (``'raise'``) or
   skips the optimizer step on every rank (``'skip'``) instead of silently
   writing NaN into the weights.
@@ -29,25 +34,23 @@ import gc
 import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmengine.runner.utils import set_random_seed
 from torch.utils.data import DataLoader
 
+from bevt.datasets.per_sample_seed import seed_per_sample, seeded_sampler
 from bevt.registry import LOOPS
 
 NONFINITE_POLICIES = ('raise', 'skip')
 
 
-def _mix_seed(seed: int, value: int) -> int:
-    """A seed for (seed, value) that numpy accepts (< 2**31)."""
-    return (int(seed) + 1_000_003 * int(value)) % (2**31 - 1)
-
-
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
-    sampler = getattr(loader, 'sampler', None)
+    sampler = seeded_sampler(loader) or getattr(loader, 'sampler', None)
     if hasattr(sampler, 'set_epoch'):
         sampler.set_epoch(epoch)
     batch_sampler = getattr(loader, 'batch_sampler', None)
@@ -55,61 +58,52 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
         batch_sampler.set_epoch(epoch)
 
 
-def _reseed_workers(loader: DataLoader, init_fn, value: int) -> None:
-    """Give the workers of ``loader`` a seed for pass ``value``.
+def _iterate_from(loader: DataLoader, batches: int) -> Iterator:
+    """An iterator over ``loader`` that starts after ``batches`` batches.
 
-    mmengine's ``worker_init_fn`` seeds every worker with the same seed at
-    each epoch (so non-persistent workers repeat their random draws every
-    epoch); this swaps in the loader's original seed mixed with ``value``
-    for the next iterator. Other ``init_fn`` are left alone.
-
-    Args:
-        loader (DataLoader): The loader.
-        init_fn (callable, optional): Its original ``worker_init_fn``.
-        value (int): The pass (epoch) the seed is for.
+    With per-sample seeds and a fixed batch size the skipped samples are
+    left out by the sampler, unloaded; else the batches are loaded and
+    dropped.
     """
-    if isinstance(init_fn, functools.partial) and 'seed' in init_fn.keywords:
-        seed = _mix_seed(init_fn.keywords['seed'], value)
-        loader.worker_init_fn = functools.partial(
-            init_fn.func, *init_fn.args, **{
-                **init_fn.keywords, 'seed': seed
-            })
+    sampler = seeded_sampler(loader)
+    if batches and sampler is not None and loader.batch_size is not None:
+        sampler.skip_next(batches * loader.batch_size)
+        return iter(loader)
+    iterator = iter(loader)
+    for _ in range(batches):
+        next(iterator)
+    return iterator
 
 
 class _CyclingLoader:
     """Endless iterator over a loader; each pass gets its own sampler epoch.
 
-    Pass ``k`` of loop epoch ``e`` uses the sampler epoch (and, for workers
-    that restart, the worker seed offset) ``e * PASS_STRIDE + k``: no two
-    passes share an order or a random stream, and the value depends on
-    nothing but (e, k), so a resumed run draws the same batches.
+    Pass ``k`` of loop epoch ``e`` uses the sampler epoch
+    ``e * PASS_STRIDE + k``: no two passes share an order or (with
+    per-sample seeds) a random draw, and the value depends on nothing but
+    (e, k), so a resumed run draws the same batches.
 
     Args:
         loader (DataLoader): The loader.
-        reseed (bool): Re-seed the workers of each pass. Defaults to True.
     """
 
     PASS_STRIDE = 1_000_000
 
-    def __init__(self, loader: DataLoader, reseed: bool = True) -> None:
+    def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
-        self.reseed = reseed
         self.epoch = 0
         self.passes = 0
-        self._init_fn = getattr(loader, 'worker_init_fn', None)
         self._iterator: Optional[Iterator] = None
 
-    def _start_pass(self) -> None:
-        value = self.epoch * self.PASS_STRIDE + self.passes
-        _set_epoch(self.loader, value)
-        if self.reseed:
-            _reseed_workers(self.loader, self._init_fn, value)
-        self._iterator = iter(self.loader)
+    def _start_pass(self, skip: int = 0) -> None:
+        _set_epoch(self.loader, self.epoch * self.PASS_STRIDE + self.passes)
+        self._iterator = _iterate_from(self.loader, skip)
 
-    def restart(self, epoch: int) -> None:
-        """Start a new pass at the beginning of a loop epoch."""
-        self.epoch, self.passes = epoch, 0
-        self._start_pass()
+    def restart(self, epoch: int, done: int = 0) -> None:
+        """Start loop epoch ``epoch``, after its first ``done`` batches."""
+        self.epoch = epoch
+        self.passes, skip = divmod(done, len(self.loader))
+        self._start_pass(skip)
 
     def __next__(self):
         if self._iterator is None:
@@ -145,7 +139,7 @@ class _MultiSourceMixin:
 
     def _setup_sources(self, runner,
                        other_loaders: Sequence[Union[str, Dict, DataLoader]],
-                       nonfinite_loss: str, reseed: bool) -> None:
+                       nonfinite_loss: str, reproducible: bool) -> None:
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f'train_cfg.nonfinite_loss must be one of '
                              f'{NONFINITE_POLICIES}, got {nonfinite_loss!r}')
@@ -162,20 +156,28 @@ class _MultiSourceMixin:
                 loader = runner.build_dataloader(
                     loader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
             self.other_loaders.append(loader)
+        if reproducible:
+            self.dataloader = seed_per_sample(self.dataloader, runner.seed)
+            self.other_loaders = [
+                seed_per_sample(loader, runner.seed)
+                for loader in self.other_loaders
+            ]
+        self.cycles = [_CyclingLoader(loader) for loader in self.other_loaders]
         self.nonfinite_loss = nonfinite_loss
-        self.reseed = reseed
+        self.reproducible = reproducible
         self.nonfinite_steps = 0
-        self._primary_init_fn = getattr(self.dataloader, 'worker_init_fn',
-                                        None)
 
-    def _reseed_epoch(self, epoch: int) -> None:
-        """Seed the data randomness from (seed, epoch) (see module doc)."""
-        if not self.reseed:
+    def _seed_iteration(self) -> None:
+        """Seed the main process's generators from (seed, iteration[, rank
+        with ``diff_rank_seed``]), for the model's random draws."""
+        if not self.reproducible:
             return
-        diff_rank = self.runner._randomness_cfg.get('diff_rank_seed', False)
-        seed = _mix_seed(self.runner.seed, epoch)
-        set_random_seed(seed + (get_rank() if diff_rank else 0))
-        _reseed_workers(self.dataloader, self._primary_init_fn, epoch)
+        rank = get_rank() if self.runner._randomness_cfg.get(
+            'diff_rank_seed', False) else 0
+        set_random_seed(
+            int(
+                np.random.SeedSequence([self.runner.seed, self._iter,
+                                        rank]).generate_state(1)[0]))
 
     # ------------------------------------------------------------------
     # non-finite loss guard around OptimWrapper.update_params
@@ -250,8 +252,9 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
         dynamic_intervals (list, optional): As mmengine. Defaults to None.
         nonfinite_loss (str): ``'raise'`` or ``'skip'``. Defaults to
             ``'raise'``.
-        reseed_every_epoch (bool): Seed the data randomness from
-            (seed, epoch) at each epoch. Defaults to True.
+        reproducible (bool): Per-sample seeds for the data and
+            per-iteration seeds for the model (see the module docstring).
+            Defaults to True.
     """
 
     def __init__(self,
@@ -263,15 +266,11 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List] = None,
                  nonfinite_loss: str = 'raise',
-                 reseed_every_epoch: bool = True) -> None:
+                 reproducible: bool = True) -> None:
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
         self._setup_sources(runner, other_loaders, nonfinite_loss,
-                            reseed_every_epoch)
-        self.cycles = [
-            _CyclingLoader(loader, reseed_every_epoch)
-            for loader in self.other_loaders
-        ]
+                            reproducible)
 
     def run(self) -> torch.nn.Module:
         """Launch training (with the non-finite loss guard)."""
@@ -279,16 +278,33 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
         return super().run()
 
     def run_epoch(self) -> None:
-        """One epoch of the primary loader, the others cycling."""
+        """One epoch of the primary loader, the others cycling.
+
+        After a resume from an iteration checkpoint, the epoch starts after
+        the batches it had already trained.
+        """
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
         gc.collect()
-        self._reseed_epoch(self._epoch)
+        done = self._iter - self._epoch * len(self.dataloader)
+        if not 0 <= done < len(self.dataloader):
+            raise RuntimeError(
+                f'resumed at iteration {self._iter} of epoch '
+                f'{self._epoch + 1}, which has {len(self.dataloader)} '
+                'iterations: the checkpoint was written with another '
+                'dataset or batch size')
+        if done:
+            print_log(
+                f'resuming epoch {self._epoch + 1} after its first {done} '
+                'iterations: their batches are skipped in every loader',
+                logger='current')
         _set_epoch(self.dataloader, self._epoch)
+        primaries = _iterate_from(self.dataloader, done)
         for cycle in self.cycles:
-            cycle.restart(self._epoch)
-        for idx, primary in enumerate(self.dataloader):
+            cycle.restart(self._epoch, done)
+        for idx, primary in enumerate(primaries, start=done):
             batch = (primary, *(next(cycle) for cycle in self.cycles))
+            self._seed_iteration()
             self.run_iter(idx, batch)
             if self.stop_training:
                 break
@@ -315,6 +331,9 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
         dynamic_intervals (list, optional): As mmengine. Defaults to None.
         nonfinite_loss (str): ``'raise'`` or ``'skip'``. Defaults to
             ``'raise'``.
+        reproducible (bool): Per-sample seeds for the data and
+            per-iteration seeds for the model (see the module docstring).
+            Defaults to True.
     """
 
     def __init__(self,
@@ -325,15 +344,14 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
                  val_begin: int = 1,
                  val_interval: int = 1000,
                  dynamic_intervals: Optional[List] = None,
-                 nonfinite_loss: str = 'raise') -> None:
+                 nonfinite_loss: str = 'raise',
+                 reproducible: bool = True) -> None:
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
-        self._setup_sources(runner, other_loaders, nonfinite_loss, False)
-        # mmengine's iterator already cycles the primary loader
-        self.cycles = [
-            _CyclingLoader(loader, reseed=False)
-            for loader in self.other_loaders
-        ]
+        self._setup_sources(runner, other_loaders, nonfinite_loss,
+                            reproducible)
+        # mmengine's iterator cycles the primary loader (set_epoch per pass)
+        self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
 
     def run(self) -> torch.nn.Module:
         """Launch training (with the non-finite loss guard)."""
@@ -354,6 +372,7 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
             self.runner.model.train()
             batch = (next(self.dataloader_iterator),
                      *(next(cycle) for cycle in self.cycles))
+            self._seed_iteration()
             self.run_iter(batch)
             self._decide_current_val_interval()
             if (self.runner.val_loop is not None

@@ -23,11 +23,13 @@ class NoisyRange(Dataset):
 
     def __init__(self, length: int, tag: int) -> None:
         self.length, self.tag = length, tag
+        self.loaded = []  # indices loaded (in this process)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i):
+        self.loaded.append(i)
         return dict(
             index=torch.tensor(i),
             tag=torch.tensor(self.tag),
@@ -43,44 +45,61 @@ class ToyModel(BaseModel):
         self.nan_at = nan_at
         self.seen = []
         self.losses = []
+        self.draws = []  # the model's own random draws (as drop path)
 
     def forward(self, *batches, mode='tensor', **kwargs):
         self.seen.append(
             tuple((int(b['tag'][0]), b['index'].tolist()) for b in batches))
         noise = sum(b['noise'].sum() for b in batches)
-        loss = (self.w * noise - 1.)**2
+        self.draws.append(float(torch.rand(())))
+        loss = (self.w * noise - self.draws[-1])**2
         if self.nan_at is not None and len(self.seen) == self.nan_at:
             loss = loss * float('nan')
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()))
         return dict(loss=loss)
 
 
-def loader(length, tag, batch_size=2, shuffle=True):
+def loader(length,
+           tag,
+           batch_size=2,
+           shuffle=True,
+           workers=0,
+           persistent=False):
     return dict(
         dataset=dict(type=NoisyRange, length=length, tag=tag),
         sampler=dict(type='DefaultSampler', shuffle=shuffle),
         batch_size=batch_size,
-        num_workers=0,
+        num_workers=workers,
+        persistent_workers=persistent,
         collate_fn=dict(type='default_collate'))
 
 
-def make_runner(work_dir, model=None, max_epochs=3, resume=False, **loop):
+def make_runner(work_dir,
+                model=None,
+                max_epochs=3,
+                resume=False,
+                load_from=None,
+                checkpoint=None,
+                workers=0,
+                persistent=False,
+                **loop):
     train_cfg = dict(
         type='BEVTMultiSourceEpochLoop',
-        other_loaders=[loader(4, tag=1)],
+        other_loaders=[loader(4, 1, workers=workers, persistent=persistent)],
         max_epochs=max_epochs)
     train_cfg.update(loop)
     return Runner(
         model=model or ToyModel(),
         work_dir=str(work_dir),
-        train_dataloader=loader(6, tag=0),
+        train_dataloader=loader(6, 0, workers=workers, persistent=persistent),
         train_cfg=train_cfg,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1),
+            checkpoint=checkpoint or dict(type='CheckpointHook', interval=1),
             logger=dict(type='LoggerHook', interval=1)),
         randomness=dict(seed=3),
         resume=resume,
+        load_from=load_from,
         default_scope='bevt',
         # a logger of its own (runners of one second share one by default)
         experiment_name=f'{osp.basename(str(work_dir))}_{next(RUN_IDS)}')
@@ -122,10 +141,52 @@ def test_resume_from_epoch_checkpoint_gives_the_same_losses(tmp_path):
     assert resumed.model.seen == full.model.seen[6:]
 
 
-def test_without_reseeding_resume_diverges(tmp_path):
-    """The control: mmengine re-seeds with the run seed on resume, so the
-    data randomness of the resumed epochs differs without our re-seeding."""
-    kwargs = dict(reseed_every_epoch=False)
+def test_resume_from_an_iteration_checkpoint_skips_the_trained_batches(
+        tmp_path):
+    """A checkpoint in the middle of epoch 2 (iteration 5 of 3 per epoch):
+    the resumed run trains the rest exactly as the uninterrupted one, and
+    loads only the samples of the batches it trains."""
+    full = make_runner(tmp_path / 'full', max_epochs=3)
+    full.train()
+    every_iter = dict(type='CheckpointHook', interval=1, by_epoch=False)
+    half = make_runner(tmp_path / 'half', max_epochs=3, checkpoint=every_iter)
+    half.train()
+    assert osp.isfile(tmp_path / 'half' / 'iter_5.pth')
+    resumed = make_runner(
+        tmp_path / 'resumed',
+        max_epochs=3,
+        resume=True,
+        load_from=str(tmp_path / 'half' / 'iter_5.pth'))
+    resumed.train()
+    assert resumed.model.seen == full.model.seen[5:]
+    assert resumed.model.losses == full.model.losses[5:]
+    assert resumed.model.draws == full.model.draws[5:]
+    primary = resumed.train_dataloader.dataset.dataset
+    secondary = resumed.train_loop.other_loaders[0].dataset.dataset
+    assert len(primary.loaded) == 4 * 2  # 1 batch of epoch 2, 3 of epoch 3
+    assert len(secondary.loaded) == 4 * 2
+
+
+@pytest.mark.parametrize('workers,persistent', [(2, False), (2, True)])
+def test_workers_do_not_change_the_losses(tmp_path, workers, persistent):
+    """Every sample is drawn from its own seed: in the main process, in
+    fresh workers per epoch or in persistent ones, the same draws."""
+    in_main = make_runner(tmp_path / 'main', max_epochs=2)
+    in_main.train()
+    with_workers = make_runner(
+        tmp_path / 'workers',
+        max_epochs=2,
+        workers=workers,
+        persistent=persistent)
+    with_workers.train()
+    assert with_workers.model.seen == in_main.model.seen
+    assert with_workers.model.losses == in_main.model.losses
+
+
+def test_without_per_sample_seeds_resume_diverges(tmp_path):
+    """The control: without per-sample seeds, the resumed epochs draw other
+    augmentations than the uninterrupted run."""
+    kwargs = dict(reproducible=False)
     full = make_runner(tmp_path / 'full', max_epochs=4, **kwargs)
     full.train()
     make_runner(tmp_path / 'half', max_epochs=2, **kwargs).train()
