@@ -463,6 +463,31 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         x = decoder(low, x)  # (N, T or 1, H/16, W/16, C)
         return getattr(self, self.final_norm_name)(x).flatten(1, 3)
 
+    def forward_encoder(self, x: Tensor) -> Tensor:
+        """Tokens of unmasked clips or images after the last stage and the
+        final norm, without the fusion decoders.
+
+        For clips these are the features that mmaction2's
+        ``SwinTransformer3D`` computes from the converted weights (what a
+        fine-tuned recognizer starts from); the kNN monitor pools them.
+
+        Args:
+            x (Tensor): Clips (N, 3, T, H, W) or images (N, 3, H, W).
+
+        Returns:
+            Tensor: (N, L, C) in (t, h, w) order: L = T/2*(H/32)*(W/32) for
+            clips, (H/32)*(W/32) for images (Swin-B's patch and four
+            stages).
+        """
+        image = x.dim() == 4
+        x = self.pos_drop(self._embed(x, None))  # (N, D, H/4, W/4, C)
+        for layer in self.layers:
+            x = self._run_stage(layer, x, image)
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        # (N, D, H/32, W/32, C) -> (N, L, C)
+        return getattr(self, self.final_norm_name)(x).flatten(1, 3)
+
     def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
         """The blocks of one stage (no merging) on a map (B, D, H, W, C).
 

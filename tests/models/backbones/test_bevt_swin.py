@@ -222,6 +222,12 @@ def test_video_stages_equal_mmaction_swin3d(size):
             x_ours = layer.downsample(x_ours)
     ours = model.norm3(x_ours).permute(0, 4, 1, 2, 3)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    # the public path (the kNN monitor's features): (B, T'*H'*W', C)
+    torch.testing.assert_close(
+        model.forward_encoder(x),
+        expected.flatten(2).transpose(1, 2),
+        atol=1e-5,
+        rtol=1e-5)
 
 
 def _explicit_2d_stage(layer, x, official):
