@@ -8,8 +8,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import (check_tokenizer_weights, load_config,
-                        setup_cpu_distributed, shutdown_distributed)
+from bevt.utils import (load_config, run_preflight, setup_cpu_distributed,
+                        shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,6 +57,11 @@ def parse_args() -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='only check that the data, checkpoints and settings the run '
+        'needs are there (builds nothing; exit status 0 or 1)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -114,10 +119,12 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     cfg = merge_args(cfg, args)
-    try:  # before the datasets and the model are built
-        check_tokenizer_weights(cfg)
-    except FileNotFoundError as err:
-        raise SystemExit(f'error: {err}')
+    # every missing file and bad setting, before anything is built
+    run_preflight(
+        cfg,
+        args.config,
+        resume=None if args.resume == 'auto' else args.resume,
+        check_only=args.check)
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

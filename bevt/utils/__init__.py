@@ -1,10 +1,13 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Helpers shared by bevt's tools."""
 from .collect_env import collect_env
-from .config_file import check_tokenizer_weights, load_config
+from .config_file import load_config
+from .preflight import (PreflightError, PreflightProblem, format_preflight,
+                        preflight, run_preflight)
 from .setup_env import setup_cpu_distributed, shutdown_distributed
 
 __all__ = [
-    'check_tokenizer_weights', 'collect_env', 'load_config',
-    'setup_cpu_distributed', 'shutdown_distributed'
+    'collect_env', 'load_config', 'PreflightError', 'PreflightProblem',
+    'format_preflight', 'preflight', 'run_preflight', 'setup_cpu_distributed',
+    'shutdown_distributed'
 ]

@@ -1,0 +1,724 @@
+# Copyright (c) bevt contributors. All rights reserved.
+"""Preflight: everything a run needs, checked before anything is built.
+
+``tools/train.py`` and ``tools/test.py`` call :func:`run_preflight` after
+the config is merged with the command line and before the runner builds the
+datasets and the model. It reports **every** problem in one message, each
+with the config key, the path and how to get it:
+
+- the annotation list, data root and data prefix of every loader the run
+  uses (``train_dataloader``, ``val_dataloader`` when validating, the
+  loaders named in ``train_cfg.other_loaders`` such as ``img_dataloader``;
+  ``test_dataloader`` for a test), through dataset wrappers, and that the
+  first entry of each list exists under its data prefix;
+- checkpoint files: ``pretrained`` and ``init_cfg=dict(type='Pretrained')``
+  entries anywhere in ``model`` (the tokenizer weights of
+  ``model.target_generator`` among them), ``load_from``, an explicit
+  ``--resume PATH`` and the checkpoint given to ``tools/test.py``;
+- values that would only fail later: batch sizes and worker counts, the
+  tokenizer view size against the token grid times the tokenizer's
+  downsampling, and the mask budgets against the grid.
+
+Loaders inside ``custom_hooks`` (e.g. the sets of a kNN monitor) are
+optional: their problems are reported as warnings and do not stop the run.
+Remote paths (``scheme://...``) are not checked. Nothing is built: the
+model and transform classes are only looked up for their defaults.
+"""
+import inspect
+import os
+import os.path as osp
+import sys
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+#: The mask transforms whose ``input_size`` is the token grid
+MASK_TRANSFORMS = ('BEVTBlockMaskGenerator', 'BEVTTubeMaskGenerator')
+#: Where each kind of data comes from: (a word of the path, the script that
+#: writes its lists, the section of docs/data_preparation.md)
+DATA_SOURCES = (
+    ('kinetics', 'tools/data/kinetics400.py', 'Kinetics-400'),
+    ('imagenet', 'tools/data/imagenet.py', 'ImageNet-1K'),
+    ('sthv2', 'tools/data/sthv2.py', 'Something-Something-v2'),
+    ('diving48', 'tools/data/diving48.py', 'Diving48'),
+)
+#: Environment variable of the process rank for each launcher
+RANK_VARIABLES = dict(
+    pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')
+
+
+class PreflightProblem(NamedTuple):
+    """One problem found by :func:`preflight`.
+
+    Args:
+        key (str): The config key (e.g.
+            ``'train_dataloader.dataset.ann_file'``) or command-line
+            argument it concerns.
+        message (str): What is wrong, with the path or value.
+        hint (str): How to fix it. Defaults to ''.
+        warning (bool): True for an optional part (the run goes on without
+            it), False for an error. Defaults to False.
+    """
+    key: str
+    message: str
+    hint: str = ''
+    warning: bool = False
+
+
+class PreflightError(RuntimeError):
+    """The run cannot work; the message lists every problem.
+
+    Args:
+        problems (list[PreflightProblem]): Every problem found (errors and
+            warnings).
+        config (str, optional): The config file, named in the message.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 problems: List[PreflightProblem],
+                 config: Optional[str] = None) -> None:
+        self.problems = list(problems)
+        super().__init__(format_preflight(self.problems, config))
+
+
+def _is_remote(path: Any) -> bool:
+    """Whether ``path`` is a URL-like ``scheme://...`` path."""
+    return '://' in str(path)
+
+
+def _local(path: Any) -> str:
+    """``path`` with ``~`` expanded."""
+    return osp.expanduser(str(path))
+
+
+def _join(root: Any, path: Any) -> str:
+    """``path`` joined to ``root`` as mmengine's ``BaseDataset`` does
+    (relative paths only, and only with a non-empty root)."""
+    path = str(path)
+    if root and not osp.isabs(path) and not _is_remote(path):
+        return osp.join(str(root), path)
+    return path
+
+
+def _data_hint(path: str, is_list: bool) -> str:
+    """How to get the annotation list (``is_list``) or data folder
+    ``path``."""
+    lowered = path.lower()
+    if 'synthetic' in lowered:
+        return ('generate the data with `python tools/data/synthetic_motion'
+                '.py DIR` and set BEVT_DATA=DIR (README, "Data")')
+    for word, script, section in DATA_SOURCES:
+        if word in lowered:
+            where = f'docs/data_preparation.md, "{section}"'
+            if is_list:
+                return f'write it with {script} ({where})'
+            return f'download and prepare the data as in {where}'
+    return ('see docs/data_preparation.md for the lists and the layout the '
+            'configs expect')
+
+
+def _type_name(cfg: Any) -> str:
+    """The class name of a config dict, any scope prefix dropped."""
+    if not isinstance(cfg, dict):
+        return ''
+    return str(cfg.get('type', '')).split('.')[-1]
+
+
+def _first_entry(ann_file: str) -> Tuple[Optional[str], Optional[str]]:
+    """The first non-empty line of a text list, or an error message."""
+    try:
+        with open(ann_file, encoding='utf-8') as f:
+            for line in f:
+                if line.strip():
+                    return line.strip(), None
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f'cannot be read ({type(err).__name__}: {err})'
+    return None, 'is empty'
+
+
+def _entry_candidates(line: str) -> List[str]:
+    """The paths a list line may name: the first field (mmaction2's
+    ``path label`` lines), everything before the last field (mmpretrain's
+    ``rsplit``) and the whole line (a list without labels)."""
+    fields = line.split()
+    candidates = [fields[0]]
+    if len(fields) > 1:
+        candidates.append(line.rsplit(None, 1)[0])
+    candidates.append(line)
+    return list(dict.fromkeys(candidates))
+
+
+def _datasets(dataset: Any, key: str) -> Iterator[Tuple[str, dict]]:
+    """``(key, dataset config)`` of every leaf dataset, through wrappers
+    (``dataset.dataset``, ``dataset.datasets`` lists)."""
+    if not isinstance(dataset, dict):
+        return
+    inner = dataset.get('dataset')
+    many = dataset.get('datasets')
+    if isinstance(inner, dict):
+        yield from _datasets(inner, f'{key}.dataset')
+    elif isinstance(many, (list, tuple)):
+        for idx, item in enumerate(many):
+            yield from _datasets(item, f'{key}.datasets.{idx}')
+    else:
+        yield key, dataset
+
+
+def _is_int(value: Any) -> bool:
+    """Whether ``value`` is an int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> bool:
+    """Whether ``value`` is an int above 0."""
+    return _is_int(value) and value > 0
+
+
+def _size_hw(size: Any) -> Optional[Tuple[int, int]]:
+    """``size`` as ``(h, w)`` of positive ints, or None if it is not."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            _positive_int(s) for s in size):
+        return int(size[0]), int(size[1])
+    return None
+
+
+def _lookup(cfg: dict, registry: Any) -> Optional[Tuple[type, dict]]:
+    """The registered class of a transform (or model) config and its
+    arguments with the class defaults filled in; None if the class is not
+    found. Nothing is built.
+
+    Raises:
+        TypeError: The class does not take these arguments.
+    """
+    try:
+        cls = registry.get(str(cfg.get('type')))
+    except Exception:  # an unknown scope or a failing import
+        cls = None
+    if not inspect.isclass(cls):
+        return None
+    kwargs = {k: v for k, v in cfg.items() if k != 'type'}
+    signature = inspect.signature(cls.__init__)
+    try:  # `None` stands for `self`
+        bound = signature.bind_partial(None, **kwargs)
+    except TypeError as err:
+        raise TypeError(f'{cls.__name__} does not take these arguments '
+                        f'({err})') from None
+    bound.apply_defaults()
+    args = dict(bound.arguments)
+    args.pop(next(iter(signature.parameters)))
+    return cls, args
+
+
+def _tokenizer_downsample(model: Any) -> Tuple[Optional[int], str]:
+    """Pixels per target cell of a bevt ``model.target_generator`` (None if
+    there is none), with its class name."""
+    if not isinstance(model, dict):
+        return None, ''
+    tokenizer = model.get('target_generator')
+    if not isinstance(tokenizer, dict):
+        return None, ''
+    from bevt.registry import MODELS
+    try:
+        found = _lookup(tokenizer, MODELS)
+    except TypeError:  # building the model will say more
+        found = None
+    if found is None:
+        return None, ''
+    cls, args = found
+    from bevt.models.target_generators.base import BEVTTokenizer
+    if not issubclass(cls, BEVTTokenizer):
+        return None, cls.__name__
+    downsample = args.get('downsample')
+    if downsample is None and 'encoder' in args:  # a ViT patch (VQ-KD)
+        vit = (args.get('encoder') or {}).get('encoder_config') or {}
+        module = sys.modules.get(cls.__module__)
+        default = getattr(module, 'VQKD_ENCODER', {}).get('patch_size')
+        downsample = vit.get('patch_size', default)
+    if downsample is None:
+        downsample = cls.downsample
+    if not _positive_int(downsample):
+        return None, cls.__name__
+    return int(downsample), cls.__name__
+
+
+class _Checker:
+    """Collects the problems of one config (see :func:`preflight`)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.problems: List[PreflightProblem] = []
+        self._downsample: Optional[Tuple[Optional[int], str]] = None
+
+    def add(self,
+            key: str,
+            message: str,
+            hint: str = '',
+            warning: bool = False) -> None:
+        """Record one problem (see :class:`PreflightProblem`)."""
+        self.problems.append(PreflightProblem(key, message, hint, warning))
+
+    # files --------------------------------------------------------------
+    def checkpoint(self,
+                   key: str,
+                   path: Any,
+                   hint: str,
+                   what: str = 'checkpoint') -> None:
+        """Report ``path`` if it is a local file that does not exist."""
+        if not path or not isinstance(path, str) or _is_remote(path):
+            return
+        if not osp.isfile(_local(path)):
+            self.add(key, f'the {what} {path} does not exist', hint)
+
+    def model_files(self, model: Any, key: str = 'model') -> None:
+        """Every ``pretrained`` path and ``Pretrained`` init_cfg in
+        ``model``."""
+        if isinstance(model, (list, tuple)):
+            for idx, item in enumerate(model):
+                self.model_files(item, f'{key}.{idx}')
+            return
+        if not isinstance(model, dict):
+            return
+        for name, value in model.items():
+            where = f'{key}.{name}'
+            if name == 'init_cfg':
+                self.init_cfg_files(value, where)
+            elif name == 'pretrained' and isinstance(value, str):
+                self.checkpoint(where, value,
+                                _checkpoint_hint(where, self.cfg.get('model')))
+            else:
+                self.model_files(value, where)
+
+    def init_cfg_files(self, init_cfg: Any, key: str) -> None:
+        """The checkpoint of every ``Pretrained`` entry of an ``init_cfg``
+        (a dict or a list of dicts)."""
+        entries = [
+            (f'{key}.{idx}', entry) for idx, entry in enumerate(init_cfg)
+        ] if isinstance(init_cfg, (list, tuple)) else [(key, init_cfg)]
+        for where, entry in entries:
+            if isinstance(entry, dict) and entry.get('type') == 'Pretrained':
+                where = f'{where}.checkpoint'
+                is_tokenizer = where.startswith('model.target_generator.')
+                self.checkpoint(
+                    where,
+                    entry.get('checkpoint'),
+                    _checkpoint_hint(where, self.cfg.get('model')),
+                    what='tokenizer weights file'
+                    if is_tokenizer else 'checkpoint')
+
+    # loaders ------------------------------------------------------------
+    def loader(self, key: str, loader: Any, optional: bool = False) -> None:
+        """The values, files and pipelines of one dataloader config."""
+        if loader is None:
+            self.add(
+                key,
+                'the config has no dataloader here, and the run needs one',
+                warning=optional)
+            return
+        if not isinstance(loader, dict):
+            self.add(
+                key, f'expected a dataloader dict, got '
+                f'{type(loader).__name__}',
+                warning=optional)
+            return
+        batch_size = loader.get('batch_size', 1)
+        if not _positive_int(batch_size):
+            self.add(
+                f'{key}.batch_size',
+                f'batch_size must be a positive int, got {batch_size!r}',
+                warning=optional)
+        workers = loader.get('num_workers', 0)
+        if not _is_int(workers) or workers < 0:
+            self.add(
+                f'{key}.num_workers', 'num_workers must be a non-negative '
+                f'int, got {workers!r}',
+                warning=optional)
+        elif workers == 0 and loader.get('persistent_workers'):
+            self.add(
+                f'{key}.persistent_workers', 'persistent_workers=True needs '
+                'num_workers > 0 (the DataLoader refuses it)',
+                hint=f'set {key}.persistent_workers=False',
+                warning=optional)
+        if 'dataset' not in loader:
+            self.add(key, 'the dataloader has no dataset', warning=optional)
+            return
+        for where, dataset in _datasets(loader['dataset'], f'{key}.dataset'):
+            self.dataset_files(where, dataset, optional)
+            self.pipeline(where, dataset.get('pipeline'), optional)
+
+    def dataset_files(self, key: str, dataset: dict, optional: bool) -> None:
+        """The list, data root and data prefix of one dataset (joined as
+        mmengine's ``BaseDataset`` joins them)."""
+        data_root = dataset.get('data_root') or ''
+        if data_root and not _is_remote(data_root) and not osp.isdir(
+                _local(data_root)):
+            self.add(
+                f'{key}.data_root',
+                f'the data root {data_root} does not exist',
+                _data_hint(str(data_root), False),
+                warning=optional)
+            return  # every path below is inside it
+        prefix = dataset.get('data_prefix')
+        if isinstance(prefix, str):  # mmpretrain: dict(img_path=prefix)
+            prefixes = [(f'{key}.data_prefix', prefix)]
+        elif isinstance(prefix, dict):
+            prefixes = [(f'{key}.data_prefix.{name}', value)
+                        for name, value in prefix.items()
+                        if isinstance(value, str)]
+        else:
+            prefixes = []
+        folders, folder_missing = [], False
+        for where, value in prefixes:
+            folder = _join(data_root, value)
+            if not folder or _is_remote(folder):
+                continue
+            if osp.isdir(_local(folder)):
+                folders.append(folder)
+            else:
+                folder_missing = True
+                self.add(
+                    where,
+                    f'the data folder {folder} does not exist',
+                    _data_hint(folder, False),
+                    warning=optional)
+        ann_file = dataset.get('ann_file')
+        if not ann_file or not isinstance(ann_file, str):
+            return
+        ann_file = _join(data_root, ann_file)
+        if _is_remote(ann_file):
+            return
+        if not osp.isfile(_local(ann_file)):
+            self.add(
+                f'{key}.ann_file',
+                f'the annotation list {ann_file} does not exist',
+                _data_hint(ann_file, True),
+                warning=optional)
+            return
+        if ann_file.endswith('.json') or folder_missing:
+            return  # not a text list, or its folder is already reported
+        line, error = _first_entry(_local(ann_file))
+        if line is None:
+            self.add(
+                f'{key}.ann_file',
+                f'the annotation list {ann_file} {error}',
+                _data_hint(ann_file, True),
+                warning=optional)
+            return
+        roots = folders or [data_root or '']
+        candidates = _entry_candidates(line)
+        if any(
+                osp.exists(_local(_join(root, path))) for root in roots
+                for path in candidates):
+            return
+        first = _join(roots[0], candidates[0])
+        self.add(
+            f'{key}.ann_file',
+            f'the first entry of {ann_file}, {candidates[0]!r}, is not at '
+            f'{first}', 'check the data prefix of the list (the path of '
+            'each entry is relative to it; docs/data_preparation.md, '
+            '"What the configs expect")',
+            warning=optional)
+
+    def pipeline(self, key: str, pipeline: Any, optional: bool) -> None:
+        """The tokenizer view against the token grid, and the mask
+        budgets."""
+        if not isinstance(pipeline, (list, tuple)):
+            return
+        from bevt.registry import TRANSFORMS
+        steps = [(f'{key}.pipeline.{idx}', step)
+                 for idx, step in enumerate(pipeline)
+                 if isinstance(step, dict)]
+        clip_lens = [
+            step.get('clip_len') for _, step in steps
+            if _type_name(step) == 'SampleFrames'
+        ]
+        grids, views = [], []
+        for where, step in steps:
+            kind = _type_name(step)
+            if kind not in MASK_TRANSFORMS + ('BEVTTokenizerView', ):
+                continue
+            try:
+                found = _lookup(step, TRANSFORMS)
+            except TypeError as err:
+                self.add(where, str(err), warning=optional)
+                continue
+            if found is None:
+                continue
+            args = found[1]
+            if kind == 'BEVTTokenizerView':
+                views.append((where, args))
+                continue
+            grid = self.mask_budget(where, args, clip_lens, optional)
+            if grid is not None:
+                grids.append((where, grid))
+        if self._downsample is None:
+            self._downsample = _tokenizer_downsample(self.cfg.get('model'))
+        downsample, tokenizer = self._downsample
+        if downsample is None or not grids:
+            return
+        for where, args in views:
+            size = _size_hw(args.get('size'))
+            if size is None:
+                self.add(
+                    f'{where}.size', 'the tokenizer view size must be a '
+                    f'positive int or (h, w), got {args.get("size")!r}',
+                    warning=optional)
+                continue
+            for mask_key, (grid_h, grid_w) in grids:
+                expected = (grid_h * downsample, grid_w * downsample)
+                value = expected[0] if grid_h == grid_w else expected
+                if size != expected:
+                    self.add(
+                        f'{where}.size',
+                        f'the tokenizer view is {size[0]}x{size[1]} px, '
+                        f'but {tokenizer} (model.target_generator) turns '
+                        f'{downsample} px into one target, so the '
+                        f'{grid_h}x{grid_w} token grid of {mask_key} '
+                        f'needs {expected[0]}x{expected[1]} px',
+                        f'set {where}.size={value} or '
+                        f'{mask_key}.input_size to the view size / '
+                        f'{downsample}',
+                        warning=optional)
+
+    def mask_budget(self, key: str, args: Dict[str, Any], clip_lens: list,
+                    optional: bool) -> Optional[Tuple[int, int]]:
+        """The mask generator's budgets within its grid; returns the grid
+        (or None if ``input_size`` is not valid)."""
+        grid = _size_hw(args.get('input_size'))
+        if grid is None:
+            self.add(
+                f'{key}.input_size', 'the token grid must be a positive int '
+                f'or (h, w), got {args.get("input_size")!r}',
+                warning=optional)
+            return None
+        cells = grid[0] * grid[1]
+        budget = args.get('num_masking_patches')
+        smallest = args.get('min_num_patches')
+        largest = args.get('max_num_patches')
+        if not _is_int(budget) or not 0 <= budget <= cells:
+            self.add(
+                f'{key}.num_masking_patches',
+                f'num_masking_patches={budget!r} is not within the '
+                f'{grid[0]}x{grid[1]} grid (0..{cells})',
+                warning=optional)
+        elif budget == 0:
+            pass  # nothing is masked: the block sizes do not matter
+        elif not _positive_int(smallest) or smallest > budget:
+            self.add(
+                f'{key}.min_num_patches',
+                f'min_num_patches={smallest!r} must be in 1..'
+                f'num_masking_patches ({budget}): blocks drawn larger than '
+                'the budget mostly fail, and the masks get fewer cells '
+                'than asked',
+                warning=optional)
+        elif largest is not None and (not _positive_int(largest)
+                                      or largest < smallest):
+            self.add(
+                f'{key}.max_num_patches',
+                f'max_num_patches={largest!r} must be None or at least '
+                f'min_num_patches ({smallest})',
+                warning=optional)
+        clip_len = args.get('clip_len')
+        temporal_patch = args.get('temporal_patch')
+        if clip_len is not None and _positive_int(temporal_patch):
+            if not _positive_int(clip_len) or clip_len % temporal_patch:
+                self.add(
+                    f'{key}.clip_len',
+                    f'clip_len={clip_len!r} must be a positive multiple of '
+                    f'temporal_patch={temporal_patch}',
+                    warning=optional)
+            elif clip_lens and clip_lens[0] != clip_len:
+                self.add(
+                    f'{key}.clip_len',
+                    f'the tube mask is made for {clip_len} frames, but '
+                    f'SampleFrames samples {clip_lens[0]}',
+                    f'set {key}.clip_len={clip_lens[0]} (or None to read it '
+                    'from the sample)',
+                    warning=optional)
+        return grid
+
+    def loaders(self, mode: str) -> None:
+        """Every loader the run builds, and those of ``custom_hooks``."""
+        cfg = self.cfg
+        if mode == 'test':
+            self.loader('test_dataloader', cfg.get('test_dataloader'))
+        else:
+            self.loader('train_dataloader', cfg.get('train_dataloader'))
+            if cfg.get('val_cfg') is not None and cfg.get('val_dataloader'):
+                self.loader('val_dataloader', cfg.get('val_dataloader'))
+            train_cfg = cfg.get('train_cfg') or {}
+            others = train_cfg.get('other_loaders') or []
+            for idx, other in enumerate(others):
+                if isinstance(other, str):
+                    if isinstance(cfg.get(other), dict):
+                        self.loader(other, cfg.get(other))
+                    else:
+                        self.add(
+                            f'train_cfg.other_loaders.{idx}',
+                            f'names {other!r}, but the config has no '
+                            f'dataloader dict under {other!r}')
+                else:
+                    self.loader(f'train_cfg.other_loaders.{idx}', other)
+        for idx, hook in enumerate(cfg.get('custom_hooks') or []):
+            if not isinstance(hook, dict):
+                continue
+            for name, value in hook.items():
+                if isinstance(value, dict) and 'dataset' in value:
+                    self.loader(
+                        f'custom_hooks.{idx}.{name}', value, optional=True)
+
+
+def _checkpoint_hint(key: str, model: Any) -> str:
+    """How to get the checkpoint at config key ``key``."""
+    override = f'or pass --cfg-options {key}=PATH'
+    if key.startswith('model.target_generator.'):
+        tokenizer = (model or {}).get('target_generator') or {}
+        if 'DALLE' in _type_name(tokenizer).upper().replace('-', ''):
+            return ('convert OpenAI\'s encoder.pkl with `python tools/'
+                    'model_converters/dalle_openai.py encoder.pkl '
+                    'checkpoints/dalle_encoder.pth --trust-pickle` (README, '
+                    f'"Pretraining"), {override}')
+        return f'see configs/bevt/README.md, {override}'
+    if key == 'model.backbone.pretrained':
+        return ('the stage-1 image-stream checkpoint: train stage 1 (README, '
+                '"Pretraining") or convert the official one with tools/'
+                f'model_converters/bevt_official.py; {override} (None '
+                'starts from random weights)')
+    if key.startswith('model.backbone.init_cfg'):
+        return ('a BEVT pretraining checkpoint converted with `python tools/'
+                'model_converters/bevt_to_mmaction.py SRC DST` (README, '
+                f'"Fine-tuning"), {override} (or init_cfg=None to train '
+                'from scratch)')
+    return override
+
+
+def preflight(cfg: Any,
+              mode: str = 'train',
+              resume: Optional[str] = None,
+              checkpoint: Optional[str] = None) -> List[PreflightProblem]:
+    """Find every problem that would stop a run of ``cfg``, building
+    nothing.
+
+    Args:
+        cfg (mmengine.config.Config): The config, merged with the command
+            line.
+        mode (str): ``'train'`` (the training and validation loaders and
+            ``train_cfg.other_loaders``) or ``'test'`` (the test loader).
+            Defaults to ``'train'``.
+        resume (str, optional): The checkpoint given to ``--resume PATH``
+            (None for no or automatic resumption). Defaults to None.
+        checkpoint (str, optional): The checkpoint given to
+            ``tools/test.py``. Defaults to None.
+
+    Returns:
+        list[PreflightProblem]: The problems, in config order; those with
+        ``warning=True`` concern optional parts (``custom_hooks``).
+    """
+    if mode not in ('train', 'test'):
+        raise ValueError(f'Invalid mode: {mode!r}; expected train or test')
+    checker = _Checker(cfg)
+    checker.model_files(cfg.get('model'))
+    if resume:
+        checker.checkpoint(
+            '--resume', resume,
+            'a checkpoint written by a run of this config (e.g. WORK_DIR/'
+            'epoch_N.pth); a bare --resume takes the latest one of the work '
+            'directory')
+    if checkpoint:
+        checker.checkpoint('CHECKPOINT', checkpoint,
+                           'the checkpoint to test (the second argument)')
+    load_from = cfg.get('load_from')
+    if load_from not in (resume, checkpoint):
+        checker.checkpoint(
+            'load_from', load_from, 'a checkpoint of this model, or pass '
+            '--cfg-options load_from=None')
+    checker.loaders(mode)
+    return checker.problems
+
+
+def format_preflight(problems: List[PreflightProblem],
+                     config: Optional[str] = None) -> str:
+    """The report of :func:`preflight`: errors first, then warnings.
+
+    Args:
+        problems (list[PreflightProblem]): The problems.
+        config (str, optional): The config file, named in the first line.
+            Defaults to None.
+
+    Returns:
+        str: One message with every problem, its key and its fix.
+    """
+    errors = [p for p in problems if not p.warning]
+    warnings = [p for p in problems if p.warning]
+    name = config or 'the config'
+    lines = []
+    if errors:
+        lines.append(f'{name} cannot run: {len(errors)} problem'
+                     f'{"s" if len(errors) != 1 else ""} found before '
+                     'building anything:')
+    else:
+        lines.append(f'preflight of {name}: OK')
+    for idx, problem in enumerate(errors, 1):
+        lines.append(f'  {idx}. {problem.key}: {problem.message}')
+        if problem.hint:
+            lines.append(f'     -> {problem.hint}')
+    if warnings:
+        lines.append(f'{len(warnings)} warning'
+                     f'{"s" if len(warnings) != 1 else ""} (optional parts '
+                     'that turn themselves off):')
+        for problem in warnings:
+            lines.append(f'  - {problem.key}: {problem.message}')
+            if problem.hint:
+                lines.append(f'     -> {problem.hint}')
+    return '\n'.join(lines)
+
+
+def _is_main_process(launcher: Any) -> bool:
+    """Whether this process is rank 0 of its launcher (read from the
+    environment: the process group does not exist yet)."""
+    variable = RANK_VARIABLES.get(str(launcher))
+    return variable is None or os.environ.get(variable, '0') == '0'
+
+
+def run_preflight(cfg: Any,
+                  config: Optional[str] = None,
+                  mode: str = 'train',
+                  resume: Optional[str] = None,
+                  checkpoint: Optional[str] = None,
+                  check_only: bool = False) -> None:
+    """The tools' preflight: report and stop, or go on.
+
+    Only rank 0 (by ``cfg.launcher``) prints; every rank stops alike. With
+    errors, each rank exits with status 1 (rank 0 prints the report to
+    stderr). Without errors, warnings are printed and the run goes on,
+    except with ``check_only``, which prints the report and exits with 0.
+
+    Args:
+        cfg (mmengine.config.Config): The merged config.
+        config (str, optional): The config file, named in the report.
+            Defaults to None.
+        mode (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
+        resume (str, optional): The ``--resume PATH`` file. Defaults to
+            None.
+        checkpoint (str, optional): The checkpoint to test. Defaults to
+            None.
+        check_only (bool): Stop after the preflight (``--check``).
+            Defaults to False.
+
+    Raises:
+        SystemExit: With status 1 when a problem is an error; with status
+            0 after a successful ``check_only``.
+    """
+    problems = preflight(cfg, mode, resume=resume, checkpoint=checkpoint)
+    main = _is_main_process(cfg.get('launcher', 'none'))
+    if any(not problem.warning for problem in problems):
+        if not main:
+            raise SystemExit(1)
+        raise SystemExit('error: ' + str(PreflightError(problems, config)))
+    if main and (problems or check_only):
+        print(
+            format_preflight(problems, config),
+            file=sys.stdout if check_only else sys.stderr,
+            flush=True)
+    if check_only:
+        raise SystemExit(0)
