@@ -12,11 +12,8 @@ PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 shift 3
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/slurm_env.sh"
 
 # shellcheck disable=SC2086
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
