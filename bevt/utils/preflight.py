@@ -28,6 +28,7 @@ import inspect
 import os
 import os.path as osp
 import sys
+import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 #: The mask transforms whose ``input_size`` is the token grid
@@ -43,10 +44,14 @@ DATA_SOURCES = (
 #: Environment variable of the process rank for each launcher
 RANK_VARIABLES = dict(
     pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')
+#: Seconds the other ranks wait before exiting on errors: the launchers
+#: (torchrun, ``srun --kill-on-bad-exit``) kill every process when one fails,
+#: and rank 0 must have printed the report by then
+RANK_EXIT_DELAY_S = 5.0
 
 
 class PreflightProblem(NamedTuple):
-    """One problem found by :func:`preflight`.
+    """One problem found by :func:`preflight_problems`.
 
     Args:
         key (str): The config key (e.g.
@@ -243,7 +248,7 @@ def _tokenizer_downsample(model: Any) -> Tuple[Optional[int], str]:
 
 
 class _Checker:
-    """Collects the problems of one config (see :func:`preflight`)."""
+    """Collects the problems of one config (see :func:`preflight_problems`)."""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -592,10 +597,11 @@ def _checkpoint_hint(key: str, model: Any) -> str:
     return override
 
 
-def preflight(cfg: Any,
-              mode: str = 'train',
-              resume: Optional[str] = None,
-              checkpoint: Optional[str] = None) -> List[PreflightProblem]:
+def preflight_problems(cfg: Any,
+                       mode: str = 'train',
+                       resume: Optional[str] = None,
+                       checkpoint: Optional[str] = None
+                       ) -> List[PreflightProblem]:
     """Find every problem that would stop a run of ``cfg``, building
     nothing.
 
@@ -638,7 +644,7 @@ def preflight(cfg: Any,
 
 def format_preflight(problems: List[PreflightProblem],
                      config: Optional[str] = None) -> str:
-    """The report of :func:`preflight`: errors first, then warnings.
+    """The report of :func:`preflight_problems`: errors first, then warnings.
 
     Args:
         problems (list[PreflightProblem]): The problems.
@@ -690,8 +696,10 @@ def run_preflight(cfg: Any,
 
     Only rank 0 (by ``cfg.launcher``) prints; every rank stops alike. With
     errors, each rank exits with status 1 (rank 0 prints the report to
-    stderr). Without errors, warnings are printed and the run goes on,
-    except with ``check_only``, which prints the report and exits with 0.
+    stderr; the others exit :data:`RANK_EXIT_DELAY_S` later, so that the
+    launcher does not kill rank 0 before it has printed). Without errors,
+    warnings are printed and the run goes on, except with ``check_only``,
+    which prints the report and exits with 0.
 
     Args:
         cfg (mmengine.config.Config): The merged config.
@@ -709,10 +717,12 @@ def run_preflight(cfg: Any,
         SystemExit: With status 1 when a problem is an error; with status
             0 after a successful ``check_only``.
     """
-    problems = preflight(cfg, mode, resume=resume, checkpoint=checkpoint)
+    problems = preflight_problems(
+        cfg, mode, resume=resume, checkpoint=checkpoint)
     main = _is_main_process(cfg.get('launcher', 'none'))
     if any(not problem.warning for problem in problems):
         if not main:
+            time.sleep(RANK_EXIT_DELAY_S)
             raise SystemExit(1)
         raise SystemExit('error: ' + str(PreflightError(problems, config)))
     if main and (problems or check_only):

@@ -6,9 +6,10 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+import bevt.utils.preflight as preflight_module
 from bevt.testing import PRETRAIN_SMOKE_CONFIG, SMOKE_CONFIG, config_path
 from bevt.utils import (PreflightError, PreflightProblem, format_preflight,
-                        preflight, run_preflight)
+                        preflight_problems, run_preflight)
 
 VIDEO = 'train_dataloader.dataset.dataset'
 IMAGE = 'img_dataloader.dataset.dataset'
@@ -36,11 +37,11 @@ def keys(problems, warning=False):
 ])
 def test_complete_smoke_setups_pass(path, motion_data, monkeypatch):
     cfg = smoke_config(motion_data, monkeypatch, path)
-    assert preflight(cfg) == []
+    assert preflight_problems(cfg) == []
     if cfg.get('test_dataloader'):
-        assert preflight(cfg, 'test') == []
+        assert preflight_problems(cfg, 'test') == []
     else:  # pretraining has no test loop
-        assert keys(preflight(cfg, 'test')) == ['test_dataloader']
+        assert keys(preflight_problems(cfg, 'test')) == ['test_dataloader']
 
 
 def test_four_missing_files_in_one_error(motion_data, tmp_path, monkeypatch):
@@ -52,7 +53,7 @@ def test_four_missing_files_in_one_error(motion_data, tmp_path, monkeypatch):
     })
     cfg.model.target_generator.init_cfg = dict(
         type='Pretrained', checkpoint=missing[TOKENIZER])
-    problems = preflight(cfg)
+    problems = preflight_problems(cfg)
     assert sorted(keys(problems)) == sorted(missing)
     message = str(PreflightError(problems, 'pretrain.py'))
     assert message.startswith('pretrain.py cannot run: 4 problems')
@@ -67,7 +68,7 @@ def test_missing_data_named_with_the_script_that_writes_it():
     cfg = Config.fromfile(config_path('bevt/pretrain.py'))
     if osp.isdir('data/kinetics400') or osp.isdir('data/imagenet'):
         pytest.skip('the real data is here')
-    message = format_preflight(preflight(cfg))
+    message = format_preflight(preflight_problems(cfg))
     assert f'{VIDEO}.ann_file: the annotation list data/kinetics400/' in \
         message
     assert 'tools/data/kinetics400.py' in message
@@ -80,18 +81,18 @@ def test_bad_tokenizer_view_size_is_named(motion_data, monkeypatch):
     cfg = smoke_config(motion_data, monkeypatch)
     # 4x4 grid x 8 px (DALL-E) = 32 px, not 48
     cfg.train_dataloader.dataset.dataset.pipeline[6].size = 48
-    problems = preflight(cfg)
+    problems = preflight_problems(cfg)
     assert keys(problems) == [f'{VIDEO}.pipeline.6.size']
     assert '48x48' in problems[0].message and '32x32' in problems[0].message
     assert 'size=32' in problems[0].hint
     # HOG targets of 16 px: the same grid needs a 64-px view
     cfg.model.target_generator = dict(type='BEVTHOGTargets', downsample=16)
-    assert keys(preflight(cfg)) == [
+    assert keys(preflight_problems(cfg)) == [
         f'{VIDEO}.pipeline.6.size', f'{IMAGE}.pipeline.5.size'
     ]
     cfg.train_dataloader.dataset.dataset.pipeline[6].size = 64
     cfg.img_dataloader.dataset.dataset.pipeline[5].size = (64, 64)
-    assert preflight(cfg) == []
+    assert preflight_problems(cfg) == []
 
 
 @pytest.mark.parametrize('option,value,key', [
@@ -111,7 +112,7 @@ def test_bad_tokenizer_view_size_is_named(motion_data, monkeypatch):
 def test_bad_values_are_named(option, value, key, motion_data, monkeypatch):
     cfg = smoke_config(motion_data, monkeypatch)
     cfg.merge_from_dict({option: value})
-    assert keys(preflight(cfg)) == [key]
+    assert keys(preflight_problems(cfg)) == [key]
 
 
 def test_first_list_entry_must_exist(motion_data, tmp_path, monkeypatch):
@@ -124,7 +125,7 @@ def test_first_list_entry_must_exist(motion_data, tmp_path, monkeypatch):
         f'{VIDEO}.ann_file': str(wrong),
         f'{IMAGE}.ann_file': str(empty)
     })
-    problems = preflight(cfg)
+    problems = preflight_problems(cfg)
     assert keys(problems) == [f'{VIDEO}.ann_file', f'{IMAGE}.ann_file']
     assert "'not_there.mp4'" in problems[0].message
     assert osp.join(motion_data, 'videos', 'train', 'not_there.mp4') in \
@@ -132,7 +133,7 @@ def test_first_list_entry_must_exist(motion_data, tmp_path, monkeypatch):
     assert 'is empty' in problems[1].message
     # a list that is not text is reported, not a crash
     empty.write_bytes(b'\xff\xfe\x00\x81')
-    assert 'cannot be read' in preflight(cfg)[1].message
+    assert 'cannot be read' in preflight_problems(cfg)[1].message
 
 
 def test_data_root_and_wrappers_are_followed(motion_data, tmp_path):
@@ -161,7 +162,7 @@ def test_data_root_and_wrappers_are_followed(motion_data, tmp_path):
                             data_root=str(tmp_path / 'none'),
                             ann_file=list_file)
                     ]))))
-    problems = preflight(cfg)
+    problems = preflight_problems(cfg)
     wrappers = 'train_dataloader.dataset.datasets'
     assert keys(problems) == [
         f'{wrappers}.1.dataset.data_prefix.video', f'{wrappers}.2.data_root'
@@ -181,35 +182,35 @@ def test_remote_paths_are_not_checked():
                     type='VideoDataset',
                     ann_file='s3://bucket/list.txt',
                     data_prefix=dict(video='s3://bucket/videos')))))
-    assert preflight(cfg) == []
+    assert preflight_problems(cfg) == []
 
 
 def test_resume_checkpoint_and_load_from(tmp_path):
     missing = str(tmp_path / 'epoch_3.pth')
     cfg = Config(dict(load_from=missing, train_dataloader=None))
-    problems = preflight(cfg, resume=missing)
+    problems = preflight_problems(cfg, resume=missing)
     # one report for the file, under the flag that named it
     assert [p.key for p in problems] == ['--resume', 'train_dataloader']
     assert missing in problems[0].message
-    problems = preflight(cfg, 'test', checkpoint=missing)
+    problems = preflight_problems(cfg, 'test', checkpoint=missing)
     assert [p.key for p in problems] == ['CHECKPOINT', 'test_dataloader']
     cfg.load_from = str(tmp_path / 'other.pth')
-    assert [p.key for p in preflight(cfg, resume=missing)
+    assert [p.key for p in preflight_problems(cfg, resume=missing)
             ][:2] == ['--resume', 'load_from']
 
 
 def test_val_and_other_loaders(motion_data, tmp_path, monkeypatch):
     cfg = smoke_config(str(tmp_path / 'none'), monkeypatch, SMOKE_CONFIG)
-    loaders = {key.split('.')[0] for key in keys(preflight(cfg))}
+    loaders = {key.split('.')[0] for key in keys(preflight_problems(cfg))}
     assert loaders == {'train_dataloader', 'val_dataloader'}
     cfg.val_cfg = None  # --no-validate: the val loader is not built
-    loaders = {key.split('.')[0] for key in keys(preflight(cfg))}
+    loaders = {key.split('.')[0] for key in keys(preflight_problems(cfg))}
     assert loaders == {'train_dataloader'}
     cfg = smoke_config(motion_data, monkeypatch)
     cfg.train_cfg.other_loaders = ['img_dataloader', 'depth_dataloader']
-    assert keys(preflight(cfg)) == ['train_cfg.other_loaders.1']
+    assert keys(preflight_problems(cfg)) == ['train_cfg.other_loaders.1']
     cfg.img_dataloader.batch_size = 0  # a named loader is checked
-    assert keys(preflight(cfg)) == [
+    assert keys(preflight_problems(cfg)) == [
         'img_dataloader.batch_size', 'train_cfg.other_loaders.1'
     ]
 
@@ -226,7 +227,7 @@ def test_hook_loaders_are_warnings(motion_data, monkeypatch, capsys):
         *cfg.custom_hooks,
         dict(type='BEVTKNNHook', bank=knn_set, query=knn_set)
     ]
-    problems = preflight(cfg)
+    problems = preflight_problems(cfg)
     assert keys(problems) == []
     hook = f'custom_hooks.{len(cfg.custom_hooks) - 1}'
     assert keys(
@@ -250,6 +251,7 @@ def test_only_rank_0_prints_and_every_rank_stops(launcher, variable, tmp_path,
                                                  monkeypatch, capsys):
     missing = str(tmp_path / 'epoch_1.pth')
     cfg = Config(dict(launcher=launcher, load_from=missing))
+    monkeypatch.setattr(preflight_module, 'RANK_EXIT_DELAY_S', 0.01)
     monkeypatch.setenv(variable, '1')
     with pytest.raises(SystemExit) as stop:
         run_preflight(cfg, 'config.py', 'test')
@@ -275,4 +277,4 @@ def test_format_lists_errors_then_warnings():
         '  - c: optional'
     ]
     with pytest.raises(ValueError, match='Invalid mode'):
-        preflight(Config(), mode='val')
+        preflight_problems(Config(), mode='val')
