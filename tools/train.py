@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from bevt.engine.runner import find_resumable_checkpoint
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
 from bevt.utils import (load_config, run_preflight, setup_cpu_distributed,
                         shutdown_distributed)
@@ -111,6 +112,28 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def resume_from_latest(cfg: Config) -> None:
+    """``--resume`` without a path: the newest readable checkpoint of the
+    work directory, naming every newer one that cannot be read.
+
+    Without any checkpoint the run starts from the beginning (so a job
+    script can always pass ``--resume``); with only unreadable ones it
+    stops, naming them.
+    """
+    path, unreadable = find_resumable_checkpoint(cfg.work_dir)
+    rank0 = os.environ.get('RANK', '0') == '0'
+    for bad, why in unreadable:
+        if rank0:
+            print(f'warning: cannot resume from {bad}: {why}', flush=True)
+    if path is None and unreadable:
+        raise SystemExit('error: no readable checkpoint to resume from in '
+                         f'{cfg.work_dir}')
+    if path is not None:
+        if rank0 and unreadable:
+            print(f'resuming from {path} instead', flush=True)
+        cfg.load_from = path
+
+
 def main() -> None:
     """Build the runner from the config and train."""
     args = parse_args()
@@ -125,6 +148,8 @@ def main() -> None:
         args.config,
         resume=None if args.resume == 'auto' else args.resume,
         check_only=args.check)
+    if args.resume == 'auto':
+        resume_from_latest(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

@@ -1,14 +1,19 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Two-stream BEVT pretraining through the real tools on generated mp4s."""
+import glob
+import json
 import math
 import os
 import os.path as osp
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from bevt.testing import PRETRAIN_SMOKE_CONFIG, REPO_ROOT, fresh_env
@@ -79,22 +84,121 @@ def test_two_stream_pretraining_logs_both_losses(motion_data, tmp_path):
     assert osp.isfile(osp.join(tmp_path, 'epoch_1.pth'))
 
 
-def test_resume_gives_the_losses_of_an_uninterrupted_run(
-        motion_data, tmp_path):
-    # workers restart every epoch (not persistent): the per-epoch seeds of
-    # the loop reach them, so an epoch is the same whether resumed or not
-    common = ['train_cfg.max_epochs=2', *loaders(1, persistent=False)]
-    full = train(motion_data, tmp_path / 'full', *common)
-    assert full.returncode == 0, full.stderr[-3000:]
-    half = train(motion_data, tmp_path / 'half', *common,
-                 'train_cfg.max_epochs=1')
+EXACT = ['log_processor.window_size=1']  # each step's own losses
+
+
+def step_losses(work_dir):
+    """{step: (loss, loss_video, loss_img)} from the runs' scalars.json
+    (a later run of the same work dir overrides the steps it repeats)."""
+    found = {}
+    for path in sorted(
+            glob.glob(
+                osp.join(str(work_dir), '*', 'vis_data', 'scalars.json'))):
+        with open(path) as file:
+            for line in file:
+                row = json.loads(line)
+                if 'loss' in row:
+                    found[row['step']] = (row['loss'], row['loss_video'],
+                                          row['loss_img'])
+    return found
+
+
+def assert_same_losses(got, expected, steps):
+    assert set(steps) <= set(got), sorted(got)
+    for step in steps:
+        np.testing.assert_allclose(
+            got[step], expected[step], rtol=0, atol=1e-6, err_msg=str(step))
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(motion_data, tmp_path_factory):
+    """3 epochs of 4 steps with the shipped loaders (2 persistent workers
+    each): {step: losses}."""
+    work_dir = tmp_path_factory.mktemp('uninterrupted')
+    result = train(motion_data, work_dir, 'train_cfg.max_epochs=3', *EXACT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = step_losses(work_dir)
+    assert sorted(found) == list(range(1, 13))
+    return found
+
+
+@pytest.mark.parametrize('workers,persistent', [(0, False), (2, False)])
+def test_workers_do_not_change_the_losses(motion_data, tmp_path, workers,
+                                          persistent, uninterrupted):
+    # every sample's augmentation and masks come from its own seed
+    result = train(motion_data, tmp_path, 'train_cfg.max_epochs=1', *EXACT,
+                   *loaders(workers, persistent))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_losses(step_losses(tmp_path), uninterrupted, range(1, 5))
+
+
+def test_resume_passes_over_a_truncated_checkpoint(motion_data, tmp_path,
+                                                   uninterrupted):
+    """The latest checkpoint cut short on disk: a bare --resume names it,
+    resumes from the one before, and trains exactly the uninterrupted run's
+    steps."""
+    half = train(motion_data, tmp_path, 'train_cfg.max_epochs=2', *EXACT)
     assert half.returncode == 0, half.stderr[-3000:]
-    resumed = train(motion_data, tmp_path / 'half', *common, resume=True)
+    latest = tmp_path / 'epoch_2.pth'
+    latest.write_bytes(latest.read_bytes()[:latest.stat().st_size // 2])
+    resumed = train(
+        motion_data, tmp_path, 'train_cfg.max_epochs=3', *EXACT, resume=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, got = losses(tmp_path / 'full'), losses(tmp_path / 'half')
-    assert [k for k in got if k[0] == 2] == [(2, i) for i in range(1, 5)]
-    for key, value in expected.items():
-        assert got[key] == value, key
+    assert f'cannot resume from {latest}' in resumed.stdout
+    assert 'resumed epoch: 1' in log_text(tmp_path)
+    assert_same_losses(step_losses(tmp_path), uninterrupted, range(1, 13))
+
+
+def test_killed_run_resumes_mid_epoch(motion_data, tmp_path, uninterrupted):
+    """kill -9 in the middle of epoch 2 of a run saving a checkpoint every
+    step, then a bare --resume: the rest of the run equals the
+    uninterrupted one."""
+    every_step = [
+        'default_hooks.checkpoint.by_epoch=False',
+        'default_hooks.checkpoint.interval=1'
+    ]
+    cmd = [
+        sys.executable, 'tools/train.py', PRETRAIN_SMOKE_CONFIG, '--work-dir',
+        str(tmp_path), '--cfg-options', 'train_cfg.max_epochs=3', *EXACT,
+        *every_step
+    ]
+    job = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=fresh_env(BEVT_DATA=motion_data),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not osp.isfile(tmp_path / 'iter_5.pth'):
+            assert job.poll() is None, 'the run ended before iteration 5'
+            assert time.time() < deadline, 'no iter_5.pth after 300 s'
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # the trainer and its workers
+        job.wait()
+    assert job.returncode == -signal.SIGKILL
+    saved = sorted(
+        int(re.search(r'iter_(\d+)', p)[1])
+        for p in glob.glob(str(tmp_path / 'iter_*.pth')))
+    assert 5 <= saved[-1] < 12
+    resumed = train(
+        motion_data,
+        tmp_path,
+        'train_cfg.max_epochs=3',
+        *EXACT,
+        *every_step,
+        resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = log_text(tmp_path)
+    if saved[-1] % 4:  # the checkpoint is inside an epoch
+        assert 'resuming epoch 2 after its first' in log or \
+            'resuming epoch 3 after its first' in log
+    # (the killed run's log may have lost its last lines)
+    got = step_losses(tmp_path)
+    assert_same_losses(got, uninterrupted, range(saved[-1] + 1, 13))
+    assert_same_losses(got, uninterrupted, sorted(got))
 
 
 def test_dist_train_two_processes_end_with_the_same_weights(

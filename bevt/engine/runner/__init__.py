@@ -1,5 +1,10 @@
 # Copyright (c) bevt contributors. All rights reserved.
+from .checkpoints import (AtomicLocalBackend, checkpoint_problem,
+                          find_resumable_checkpoint)
 from .multi_source_loop import (BEVTMultiSourceEpochLoop,
                                 BEVTMultiSourceIterLoop)
 
-__all__ = ['BEVTMultiSourceEpochLoop', 'BEVTMultiSourceIterLoop']
+__all__ = [
+    'AtomicLocalBackend', 'checkpoint_problem', 'find_resumable_checkpoint',
+    'BEVTMultiSourceEpochLoop', 'BEVTMultiSourceIterLoop'
+]
