@@ -59,6 +59,18 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 default_hooks = dict(checkpoint=dict(interval=50))
+# kNN monitor on ImageNet-1K (10 training images per class as the bank, 5
+# validation images per class as the queries), every 10 epochs
+custom_hooks = [
+    dict(type='BEVTSkippedFilesHook', max_skip_ratio=0.01),
+    dict(
+        type='BEVTKNNHook',
+        bank=_base_.knn_image_sets['bank'],
+        query=_base_.knn_image_sets['query'],
+        interval=10,
+        k=20,
+        temperature=0.07)
+]
 
 # Default setting for scaling LR automatically
 #   - `enable` means enable scaling LR automatically

@@ -81,3 +81,75 @@ img_dataloader = dict(
                 ann_file=image_ann_file,
                 data_prefix=image_data_root,
                 pipeline=image_pipeline))))
+
+# kNN monitor sets (BEVTKNNHook in a recipe's custom_hooks): a labelled bank
+# and labelled queries, unmasked centre views, balanced subsets of at most
+# `max_samples` samples (the classes take turns in list order). Kinetics-400:
+# 20 training clips per class as the bank, 10 validation clips per class as
+# the queries; ImageNet-1K: 10 training and 5 validation images per class.
+# A missing list turns the hook off with one warning.
+knn_video_val_root = 'data/kinetics400/videos_val'
+knn_video_val_ann_file = 'data/kinetics400/kinetics400_val_list_videos.txt'
+knn_image_val_root = 'data/imagenet/val'
+knn_image_val_ann_file = 'data/imagenet/meta/val.txt'
+knn_video_pipeline = [
+    dict(type='DecordInit'),
+    dict(
+        type='SampleFrames',
+        clip_len=16,
+        frame_interval=8,
+        num_clips=1,
+        test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(-1, 224)),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackBEVTInputs')
+]
+knn_image_pipeline = [
+    dict(type='BEVTLoadImage'),
+    dict(type='Resize', scale=(-1, 256), interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackBEVTInputs')
+]
+knn_video_sets = dict(
+    bank=dict(
+        batch_size=8,
+        num_workers=8,
+        max_samples=8000,
+        dataset=dict(
+            type='VideoDataset',
+            ann_file=video_ann_file,
+            data_prefix=dict(video=video_data_root),
+            pipeline=knn_video_pipeline,
+            test_mode=True)),
+    query=dict(
+        batch_size=8,
+        num_workers=8,
+        max_samples=4000,
+        dataset=dict(
+            type='VideoDataset',
+            ann_file=knn_video_val_ann_file,
+            data_prefix=dict(video=knn_video_val_root),
+            pipeline=knn_video_pipeline,
+            test_mode=True)))
+knn_image_sets = dict(
+    bank=dict(
+        batch_size=64,
+        num_workers=8,
+        max_samples=10000,
+        dataset=dict(
+            type='mmpretrain.ImageNet',
+            ann_file=image_ann_file,
+            data_prefix=image_data_root,
+            pipeline=knn_image_pipeline,
+            test_mode=True)),
+    query=dict(
+        batch_size=64,
+        num_workers=8,
+        max_samples=5000,
+        dataset=dict(
+            type='mmpretrain.ImageNet',
+            ann_file=knn_image_val_ann_file,
+            data_prefix=knn_image_val_root,
+            pipeline=knn_image_pipeline,
+            test_mode=True)))
