@@ -6,7 +6,10 @@
 2. BEVT joint pretraining of a nano Video Swin on clips (masked video
    modeling, tube masks) and images (masked image modeling, block masks),
    one shared backbone, one step on the summed loss (HOG targets: no
-   tokenizer weights to download);
+   tokenizer weights to download); its kNN monitor (``BEVTKNNHook``)
+   classifies validation clips by their nearest training clips in the
+   backbone's feature space at initialisation and after every epoch, drawn
+   as ``pictures/knn_curve.png``;
 3. converts the pretraining checkpoint for mmaction2
    (``tools/model_converters/bevt_to_mmaction.py``);
 4. fine-tunes it on the motion classes and tests it (2 clips x 3 crops);
@@ -14,7 +17,8 @@
 6. draws the inputs, masks and per-token predictions of the pretrained
    model (``tools/analysis_tools/visualize_masks.py``);
 
-then prints the results table and the paths of the pictures. Every step
+then prints the results table (fine-tuning and kNN rows) and the paths of
+the pictures. Every step
 runs the repository's own command-line tools, as a user would; their full
 logs go to ``<work-dir>/logs/``.
 """
@@ -136,7 +140,59 @@ def _progress(line: str) -> Optional[str]:
         top1 = re.search(rf'acc/top1: {NUMBER}', line)
         if top1:
             return f'{match.group(1)} top-1 {100 * float(top1.group(1)):.1f} %'
+    match = re.search(rf'kNN \(epoch (\d+)\): knn/top1: {NUMBER}', line)
+    if match:
+        return (f'kNN top-1, epoch {match.group(1)}: '
+                f'{100 * float(match.group(2)):.1f} %')
     return None
+
+
+def read_knn_metrics(output: str) -> Dict[int, Dict[str, float]]:
+    """knn/top1 and knn/top5 per epoch (0 = initialisation) of a pretraining
+    log with ``BEVTKNNHook``, as fractions."""
+    found = {}
+    for epoch, top1, top5 in re.findall(
+            rf'kNN \(epoch (\d+)\): knn/top1: {NUMBER}  knn/top5: {NUMBER}',
+            output):
+        found[int(epoch)] = dict(top1=float(top1), top5=float(top5))
+    return found
+
+
+def draw_knn_curve(knn: Dict[int, Dict[str, float]], classes: int,
+                   path: str) -> None:
+    """Plot kNN top-1 per pretraining epoch, with chance, to ``path``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    epochs = sorted(knn)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    top1 = [100 * knn[e]['top1'] for e in epochs]
+    ax.plot(epochs, top1, 'o-', color='tab:blue', label='kNN top-1 (k=20)')
+    for epoch, value in zip(epochs, top1):
+        ax.annotate(
+            f'{value:.1f}', (epoch, value),
+            textcoords='offset points',
+            xytext=(0, 6),
+            ha='center',
+            fontsize=8)
+    ax.axhline(
+        100 / classes,
+        color='grey',
+        linestyle='--',
+        label=f'chance ({100 / classes:.1f} %)')
+    ax.set_xlabel('pretraining epoch (0 = initialisation)')
+    ax.set_ylabel('top-1 (%)')
+    ax.set_xticks(epochs)
+    ax.set_ylim(0, 100)
+    ax.set_title(
+        'BEVT pretraining: kNN on the motion classes '
+        '(frozen backbone)',
+        fontsize=9)
+    ax.legend(loc='upper left', fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def read_test_metrics(output: str) -> Dict[str, float]:
@@ -176,12 +232,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     seed = [f'randomness.seed={args.seed}']
 
     pre_dir = osp.join(work_dir, 'pretrain')
-    steps.run(
+    output = steps.run(
         f'BEVT pretraining, {args.pretrain_epochs} epochs: masked video '
         '(tubes) + masked image (blocks) modeling, HOG targets', 'pretrain', [
             'tools/train.py', PRETRAIN_CONFIG, '--work-dir', pre_dir,
             '--cfg-options', *seed, *schedule_options(args.pretrain_epochs, 0)
         ])
+    knn = read_knn_metrics(output)
+    if sorted(knn) != list(range(args.pretrain_epochs + 1)):
+        raise RuntimeError('the pretraining log has kNN results for epochs '
+                           f'{sorted(knn)}, expected 0 to '
+                           f'{args.pretrain_epochs}')
+    pictures = osp.join(work_dir, 'pictures')
+    os.makedirs(pictures, exist_ok=True)
+    draw_knn_curve(knn, len(MOTIONS), osp.join(pictures, 'knn_curve.png'))
     pre_ckpt = osp.join(pre_dir, f'epoch_{args.pretrain_epochs}.pth')
     converted = osp.join(work_dir, 'pretrain_mmaction.pth')
     steps.run(
@@ -208,14 +272,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             ] + (['--cfg-options', *options] if options else []), extra_env)
         results[key] = read_test_metrics(output)
 
-    pictures = osp.join(work_dir, 'pictures')
     output = steps.run(
         'pictures of the inputs, masks and predictions of the pretrained '
         'model', 'pictures', [
             'tools/analysis_tools/visualize_masks.py', PRETRAIN_CONFIG,
             '--checkpoint', pre_ckpt, '--out-dir', pictures
         ])
-    table = results_table(results, len(MOTIONS), args)
+    table = results_table(results, len(MOTIONS), args, knn)
     summary = '\n'.join(line for line in output.splitlines()
                         if line.startswith(('video:', 'image:')))
     files = sorted(
@@ -229,6 +292,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         json.dump(
             dict(
                 results=results,
+                knn={
+                    str(epoch): value
+                    for epoch, value in knn.items()
+                },
                 chance=1 / len(MOTIONS),
                 pretrain_epochs=args.pretrain_epochs,
                 finetune_epochs=args.finetune_epochs,
@@ -241,9 +308,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def results_table(results: Dict[str, Dict[str, float]], classes: int,
-                  args: argparse.Namespace) -> str:
-    """The results as a Markdown table."""
+def results_table(results: Dict[str, Dict[str, float]],
+                  classes: int,
+                  args: argparse.Namespace,
+                  knn: Optional[Dict[int, Dict[str, float]]] = None) -> str:
+    """The results as a Markdown table: the fine-tuned models, then the kNN
+    accuracy of the frozen backbone after pretraining and at
+    initialisation (``knn``: per epoch, 0 = initialisation)."""
     rows = [
         '| nano Video Swin on the 8 motion classes | pretraining | '
         'top-1 | top-5 |', '| :-- | :-- | --: | --: |'
@@ -255,6 +326,13 @@ def results_table(results: Dict[str, Dict[str, float]], classes: int,
         top1, top5 = results[key]['top1'], results[key]['top5']
         rows.append(f'| {label}, fine-tuned {args.finetune_epochs} epochs | '
                     f'{how} | {100 * top1:.1f} % | {100 * top5:.1f} % |')
+    if knn:
+        last = max(knn)
+        for epoch, label, how in ((last, 'BEVT-pretrained', pre),
+                                  (0, 'random init', 'none')):
+            top1, top5 = knn[epoch]['top1'], knn[epoch]['top5']
+            rows.append(f'| {label}, frozen: kNN (k=20) | {how} | '
+                        f'{100 * top1:.1f} % | {100 * top5:.1f} % |')
     rows.append(f'| chance | | {100 / classes:.1f} % | '
                 f'{500 / classes:.1f} % |')
     return '\n'.join(rows)
