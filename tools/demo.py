@@ -24,6 +24,7 @@ logs go to ``<work-dir>/logs/``.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -183,7 +184,7 @@ def draw_knn_curve(knn: Dict[int, Dict[str, float]], classes: int,
     ax.set_xlabel('pretraining epoch (0 = initialisation)')
     ax.set_ylabel('top-1 (%)')
     ax.set_xticks(epochs)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, min(100, 10 * math.ceil(max(top1) / 10 + 1.5)))
     ax.set_title(
         'BEVT pretraining: kNN on the motion classes '
         '(frozen backbone)',
