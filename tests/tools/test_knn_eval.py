@@ -93,6 +93,9 @@ def test_random_init_and_command_line_sets(checkpoints, motion_data, capsys):
 
 
 def test_errors(motion_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        tool.parse_args(['--help'])
+    assert info.value.code == 0 and 'CHECKPOINT' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         tool.parse_args([CONFIG])  # neither a checkpoint nor --random-init
     assert tool.main([CONFIG, str(tmp_path / 'none.pth')]) == 2

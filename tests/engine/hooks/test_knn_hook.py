@@ -18,9 +18,10 @@ from torch.utils.data import Dataset
 
 import bevt.engine  # noqa: F401  (registers the hook)
 import bevt.models  # noqa: F401
-from bevt.engine.hooks.knn_hook import (BEVTKNNHook, balanced_indices,
-                                        build_knn_loader, extract_features,
-                                        knn_accuracy, knn_class_scores)
+from bevt.engine.hooks.knn_hook import (BEVTKNNHook, amp_settings,
+                                        balanced_indices, build_knn_loader,
+                                        extract_features, knn_accuracy,
+                                        knn_class_scores)
 from bevt.registry import HOOKS, MODELS
 
 NUM_SAMPLES = 13  # odd: DefaultSampler pads the second rank's share
@@ -153,6 +154,16 @@ def test_features_and_loader():
     # images take the backbone's image path
     images = build_knn_loader(dict(batch_size=4, dataset=PackedSet(5, True)))
     assert extract_features(model, images)[0].shape == (5, 64)
+
+
+def test_autocast_extraction():
+    model = TinyModel()
+    loader = build_knn_loader(dict(batch_size=4, dataset=PackedSet()))
+    full = extract_features(model, loader)[0]
+    half, labels = extract_features(model, loader, True, torch.bfloat16)
+    assert half.dtype == torch.float32 and not torch.equal(half, full)
+    torch.testing.assert_close(half, full, atol=0.1, rtol=0.1)
+    assert amp_settings(None) == (False, None)
 
 
 def test_hook_evaluates_and_logs(tmp_path):
