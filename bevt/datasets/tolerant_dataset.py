@@ -101,8 +101,9 @@ class BEVTTolerantDataset(Dataset):
     ``dataset[i]`` loads sample ``i`` of the wrapped dataset. When that
     raises (decord, OpenCV, I/O, ``ValueError``, ... anything but
     ``MemoryError``) or returns ``None``, the file of sample ``i`` is
-    recorded and another index, drawn with NumPy's global generator (seeded
-    by mmengine, also in DataLoader workers), is tried, at most
+    recorded and another index, drawn with NumPy's global generator (under
+    BEVT's loops seeded per sample, see :mod:`.per_sample_seed`), is tried,
+    at most
     ``max_retries`` times; then a ``RuntimeError`` names every file tried.
 
     The returned sample lists the files it replaced in the metainfo of its
