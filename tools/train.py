@@ -9,8 +9,8 @@ from mmengine.runner import Runner
 
 from bevt.engine.runner import find_resumable_checkpoint
 from bevt.registry import RUNNERS  # also makes `bevt::` configs resolve
-from bevt.utils import (load_config, run_preflight, setup_cpu_distributed,
-                        shutdown_distributed)
+from bevt.utils import (is_launch_rank0, load_config, run_preflight,
+                        setup_cpu_distributed, shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -121,7 +121,7 @@ def resume_from_latest(cfg: Config) -> None:
     stops, naming them.
     """
     path, unreadable = find_resumable_checkpoint(cfg.work_dir)
-    rank0 = os.environ.get('RANK', '0') == '0'
+    rank0 = is_launch_rank0(cfg.launcher)
     for bad, why in unreadable:
         if rank0:
             print(f'warning: cannot resume from {bad}: {why}', flush=True)

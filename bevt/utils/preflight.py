@@ -679,7 +679,7 @@ def format_preflight(problems: List[PreflightProblem],
     return '\n'.join(lines)
 
 
-def _is_main_process(launcher: Any) -> bool:
+def is_launch_rank0(launcher: Any) -> bool:
     """Whether this process is rank 0 of its launcher (read from the
     environment: the process group does not exist yet)."""
     variable = RANK_VARIABLES.get(str(launcher))
@@ -719,7 +719,7 @@ def run_preflight(cfg: Any,
     """
     problems = preflight_problems(
         cfg, mode, resume=resume, checkpoint=checkpoint)
-    main = _is_main_process(cfg.get('launcher', 'none'))
+    main = is_launch_rank0(cfg.get('launcher', 'none'))
     if any(not problem.warning for problem in problems):
         if not main:
             time.sleep(RANK_EXIT_DELAY_S)
