@@ -3,10 +3,10 @@
 from ._precision import (DEVICES, assert_grads_close, deterministic,
                          exact_float32, relative_error)
 from ._utils import (PRETRAIN_SMOKE_CONFIG, REPO_ROOT, SMOKE_CONFIG,
-                     config_path, fresh_env, run_python)
+                     config_path, fresh_env, run_gloo_ranks, run_python)
 
 __all__ = [
     'REPO_ROOT', 'SMOKE_CONFIG', 'PRETRAIN_SMOKE_CONFIG', 'config_path',
-    'fresh_env', 'run_python', 'DEVICES', 'assert_grads_close',
-    'deterministic', 'exact_float32', 'relative_error'
+    'fresh_env', 'run_gloo_ranks', 'run_python', 'DEVICES',
+    'assert_grads_close', 'deterministic', 'exact_float32', 'relative_error'
 ]

@@ -1,10 +1,11 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """Test helpers: repository paths and fresh Python processes."""
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMOKE_CONFIG = osp.join(
@@ -65,3 +66,64 @@ def run_python(code: str,
                           capture_output=True,
                           text=True,
                           timeout=timeout)
+
+
+def run_gloo_ranks(fn: Callable[[int], Any],
+                   work_dir: str,
+                   world_size: int = 2,
+                   timeout: float = 120.) -> List[Any]:
+    """Run ``fn(rank)`` in ``world_size`` forked processes that form a gloo
+    process group, and return what each rank returned.
+
+    Args:
+        fn (callable): Called with the rank inside the process group; its
+            result must be JSON-serialisable.
+        work_dir (str): A folder for the group's rendezvous file and the
+            results.
+        world_size (int): Number of processes. Defaults to 2.
+        timeout (float): Seconds each process may take (a rank hung in a
+            collective is killed). Defaults to 120.
+
+    Returns:
+        list: The results, by rank.
+
+    Raises:
+        AssertionError: If a rank failed or hung (exit codes named).
+    """
+    import multiprocessing
+
+    import torch.distributed as torch_dist
+
+    def main(rank: int) -> None:
+        torch_dist.init_process_group(
+            'gloo',
+            init_method=f'file://{osp.join(work_dir, "rendezvous")}',
+            rank=rank,
+            world_size=world_size)
+        try:
+            result = fn(rank)
+            with open(osp.join(work_dir, f'rank{rank}.json'), 'w') as file:
+                json.dump(result, file)
+        finally:
+            torch_dist.destroy_process_group()
+
+    context = multiprocessing.get_context('fork')
+    procs = [
+        context.Process(target=main, args=(rank, ))
+        for rank in range(world_size)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout)
+    for proc in procs:
+        if proc.is_alive():  # a rank hung in a collective
+            proc.kill()
+            proc.join()
+    codes = [proc.exitcode for proc in procs]
+    assert codes == [0] * world_size, f'exit codes of the ranks: {codes}'
+    results = []
+    for rank in range(world_size):
+        with open(osp.join(work_dir, f'rank{rank}.json')) as file:
+            results.append(json.load(file))
+    return results

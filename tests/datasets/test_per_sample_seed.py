@@ -1,7 +1,4 @@
 # Copyright (c) bevt contributors. All rights reserved.
-import json
-import multiprocessing
-import os.path as osp
 import random
 
 import numpy as np
@@ -13,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from bevt.datasets.per_sample_seed import (SeededDataset, SeededSampler,
                                            sample_seed, seed_per_sample,
                                            seeded_global_rngs)
+from bevt.testing import run_gloo_ranks
 
 
 class Draws(Dataset):
@@ -116,35 +114,10 @@ def test_wrapping_keeps_the_loader_settings():
         loader.dataset[3]
 
 
-def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
-    torch.distributed.init_process_group(
-        'gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
-    found = draws_by_index(make_loader(workers=1, persistent=True))
-    with open(osp.join(out_dir, f'{rank}.json'), 'w') as file:
-        json.dump(found, file)
-    torch.distributed.destroy_process_group()
-
-
 def test_two_ranks_draw_what_one_process_draws(tmp_path):
-    context = multiprocessing.get_context('fork')
-    procs = [
-        context.Process(
-            target=_rank_main,
-            args=(rank, str(tmp_path / 'init'), str(tmp_path)))
-        for rank in range(2)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(120)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    assert [proc.exitcode for proc in procs] == [0, 0]
-    ranks = []
-    for rank in range(2):
-        with open(tmp_path / f'{rank}.json') as file:
-            ranks.append(json.load(file))
+    ranks = run_gloo_ranks(
+        lambda rank: draws_by_index(make_loader(workers=1, persistent=True)),
+        str(tmp_path))
     # the ranks load different samples, each drawn as one process draws it
     assert not set(ranks[0]) & set(ranks[1])
     one_process = draws_by_index(make_loader())

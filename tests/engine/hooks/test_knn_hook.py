@@ -1,11 +1,8 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """BEVTKNNHook: the weighted vote, the balanced subsets, the feature
 gathering (1 and 2 gloo ranks) and what the hook logs."""
-import json
 import logging
 import math
-import multiprocessing
-import os.path as osp
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +20,7 @@ from bevt.engine.hooks.knn_hook import (BEVTKNNHook, amp_settings,
                                         extract_features, knn_accuracy,
                                         knn_class_scores)
 from bevt.registry import HOOKS, MODELS
+from bevt.testing import run_gloo_ranks
 
 NUM_SAMPLES = 13  # odd: DefaultSampler pads the second rank's share
 
@@ -241,43 +239,22 @@ def test_invalid_arguments():
 
 
 # ------------------------------------------------------------- 2 ranks
-def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
-    torch.distributed.init_process_group(
-        'gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+def _rank_main(rank: int) -> dict:
     torch.set_num_threads(1)
     hook = _hook()
     result = hook.evaluate(TinyModel())
     feats, labels = extract_features(TinyModel(), hook.loaders()['bank'])
     result.update(feats=feats.tolist(), labels=labels.tolist())
-    with open(osp.join(out_dir, f'{rank}.json'), 'w') as file:
-        json.dump(result, file)
-    torch.distributed.destroy_process_group()
+    return result
 
 
 def test_two_ranks_give_the_accuracy_of_one(tmp_path):
-    context = multiprocessing.get_context('fork')
-    procs = [
-        context.Process(
-            target=_rank_main,
-            args=(rank, str(tmp_path / 'init'), str(tmp_path)))
-        for rank in range(2)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(120)
-    for proc in procs:
-        if proc.is_alive():  # a rank hung in a collective
-            proc.kill()
-            proc.join()
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    results = run_gloo_ranks(_rank_main, str(tmp_path))
     hook = _hook()
     single = hook.evaluate(TinyModel())
     feats, labels = extract_features(TinyModel(), hook.loaders()['bank'])
     assert single['num_bank'] == single['num_query'] == NUM_SAMPLES
-    for rank in range(2):
-        with open(tmp_path / f'{rank}.json') as file:
-            result = json.load(file)
+    for result in results:
         # each sample once, in set order (the padding sample dropped)
         assert result['labels'] == labels.tolist()
         torch.testing.assert_close(torch.tensor(result['feats']), feats)

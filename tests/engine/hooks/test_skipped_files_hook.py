@@ -1,6 +1,4 @@
 # Copyright (c) bevt contributors. All rights reserved.
-import json
-import multiprocessing
 import os
 import os.path as osp
 import re
@@ -19,6 +17,7 @@ from mmengine.runner import Runner
 import bevt.datasets.tolerant_dataset  # noqa: F401 (registers the dataset)
 from bevt.engine.hooks.skipped_files_hook import (BEVTSkippedFilesHook,
                                                   collect_skipped)
+from bevt.testing import run_gloo_ranks
 
 BAD = ['zero.mp4', 'truncated.mp4', 'random.mp4', 'missing.mp4']
 
@@ -265,9 +264,7 @@ def test_invalid_arguments():
 
 
 # ------------------------------------------------------------- 2 ranks
-def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
-    torch.distributed.init_process_group(
-        'gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+def _rank_main(rank: int) -> dict:
     hook = BEVTSkippedFilesHook(max_skip_ratio=0.35, min_samples=8)
     runner = _FakeRunner()
     result = dict(logged=[], error=None)
@@ -289,32 +286,11 @@ def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
         result['error'] = str(error)
     result.update(
         warnings=runner.warnings, num_loaded=hook.num_loaded, iter=runner.iter)
-    with open(osp.join(out_dir, f'{rank}.json'), 'w') as file:
-        json.dump(result, file)
-    torch.distributed.destroy_process_group()
+    return result
 
 
 def test_two_ranks_share_counts_names_and_stop(tmp_path):
-    context = multiprocessing.get_context('fork')
-    procs = [
-        context.Process(
-            target=_rank_main,
-            args=(rank, str(tmp_path / 'init'), str(tmp_path)))
-        for rank in range(2)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(60)
-    for proc in procs:
-        if proc.is_alive():  # a rank hung in a collective
-            proc.kill()
-            proc.join()
-    assert [proc.exitcode for proc in procs] == [0, 0]
-    results = []
-    for rank in range(2):
-        with open(tmp_path / f'{rank}.json') as file:
-            results.append(json.load(file))
+    results = run_gloo_ranks(_rank_main, str(tmp_path), timeout=60)
     for result in results:
         # distinct files of both ranks, the same everywhere
         assert result['logged'] == [1, 2]
