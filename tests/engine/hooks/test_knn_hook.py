@@ -165,13 +165,15 @@ def test_autocast_extraction():
 
 
 def test_hook_evaluates_and_logs(tmp_path):
-    hook = HOOKS.build(
-        dict(
-            type='BEVTKNNHook',
-            bank=dict(batch_size=4, dataset=PackedSet()),
-            query=dict(batch_size=4, dataset=PackedSet()),
-            k=3,
-            interval=2))
+    # registered in bevt's scope, whatever scope earlier tests left current
+    with DefaultScope.overwrite_default_scope('bevt'):
+        hook = HOOKS.build(
+            dict(
+                type='BEVTKNNHook',
+                bank=dict(batch_size=4, dataset=PackedSet()),
+                query=dict(batch_size=4, dataset=PackedSet()),
+                k=3,
+                interval=2))
     added = []
     runner = SimpleNamespace(
         model=TinyModel(),
