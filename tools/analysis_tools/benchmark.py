@@ -62,6 +62,7 @@ MASK_TYPES = ('BEVTTubeMaskGenerator', 'BEVTBlockMaskGenerator')
 #: the built class takes the argument; the loss is :func:`official_loss`.
 OFFICIAL_SETTINGS = (
     ('model.backbone.attention', 'reference'),  # mmaction2's formula
+    ('model.compile_backbone', False),  # eager PyTorch
     ('model.tokenize_all_frames', True),  # every frame, every cell
     ('model.head.gather_masked', False),  # vocab projection of every token
     ('model.target_generator.dtype', None),  # float32
