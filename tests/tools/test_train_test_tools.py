@@ -196,3 +196,20 @@ def test_test_py_loads_the_tokenizer_weights(tmp_path):
     model.target_generator = Tokenizer()
     load_tool('test').init_tokenizer(SimpleNamespace(model=model))
     assert torch.equal(model.target_generator.weight, weights.weight)
+
+
+def test_bare_resume_starts_fresh_or_stops_on_unreadable_checkpoints(
+        tmp_path, capsys):
+    from mmengine.config import Config
+
+    train = load_tool('train')
+    cfg = Config(dict(work_dir=str(tmp_path), launcher='none', load_from=None))
+    train.resume_from_latest(cfg)  # nothing to resume: the run starts
+    assert cfg.load_from is None
+    (tmp_path / 'epoch_1.pth').write_bytes(b'truncated')
+    with pytest.raises(SystemExit, match='no readable checkpoint'):
+        train.resume_from_latest(cfg)
+    assert 'epoch_1.pth' in capsys.readouterr().out
+    torch.save({'state_dict': {}}, str(tmp_path / 'iter_7.pth'))
+    train.resume_from_latest(cfg)
+    assert cfg.load_from == str(tmp_path / 'iter_7.pth')
