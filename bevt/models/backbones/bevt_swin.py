@@ -451,15 +451,8 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             Tensor: (N, L, C) in (t, h, w) order: L = T*(H/16)*(W/16) for
             clips (time upsampled back to T), (H/16)*(W/16) for images.
         """
-        image = x.dim() == 4
-        x = self.pos_drop(self._embed(x, mask))  # (N, D, H/4, W/4, C)
-        for i, layer in enumerate(self.layers):
-            x = self._run_stage(layer, x, image)
-            if i == self.num_layers - 2:
-                low = x  # stage 3, before merging
-            if layer.downsample is not None:
-                x = layer.downsample(x)
-        decoder = self.image_decoder if image else self.video_decoder
+        decoder = self.image_decoder if x.dim() == 4 else self.video_decoder
+        low, x = self._stages(x, mask)
         x = decoder(low, x)  # (N, T or 1, H/16, W/16, C)
         return getattr(self, self.final_norm_name)(x).flatten(1, 3)
 
@@ -479,14 +472,27 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
             clips, (H/32)*(W/32) for images (Swin-B's patch and four
             stages).
         """
+        x = self._stages(x, None)[1]  # (N, D, H/32, W/32, C)
+        return getattr(self, self.final_norm_name)(x).flatten(1, 3)
+
+    def _stages(self, x: Tensor,
+                mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Patch embedding (mask tokens in) and the four stages.
+
+        Returns:
+            tuple[Tensor, Tensor]: The stage-3 map before merging
+            (N, D, H/16, W/16, 4C) and the stage-4 map (N, D, H/32, W/32,
+            8C), with C = ``embed_dims`` and D = T/2 for clips, 1 for images.
+        """
         image = x.dim() == 4
-        x = self.pos_drop(self._embed(x, None))  # (N, D, H/4, W/4, C)
-        for layer in self.layers:
+        x = self.pos_drop(self._embed(x, mask))  # (N, D, H/4, W/4, C)
+        for i, layer in enumerate(self.layers):
             x = self._run_stage(layer, x, image)
+            if i == self.num_layers - 2:
+                low = x  # stage 3, before merging
             if layer.downsample is not None:
                 x = layer.downsample(x)
-        # (N, D, H/32, W/32, C) -> (N, L, C)
-        return getattr(self, self.final_norm_name)(x).flatten(1, 3)
+        return low, x
 
     def _run_stage(self, layer: nn.Module, x: Tensor, image: bool) -> Tensor:
         """The blocks of one stage (no merging) on a map (B, D, H, W, C).
