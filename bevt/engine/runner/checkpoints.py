@@ -5,7 +5,8 @@
   set in ``default_hooks.checkpoint.backend_args`` of the configs) writes a
   checkpoint to a temporary file in the same folder and renames it: a job
   killed while saving leaves the previous checkpoints and a stray
-  ``*.pth.tmp-<pid>``, never a truncated file under the final name.
+  ``*.pth.tmp-<pid>`` (removed when the same file is saved again), never a
+  truncated file under the final name.
 - :func:`find_resumable_checkpoint` is what ``tools/train.py --resume``
   (no path) resumes from: the checkpoint ``last_checkpoint`` names, else
   the newest ``epoch_*.pth`` / ``iter_*.pth``, skipping (and naming) any
@@ -36,6 +37,8 @@ class AtomicLocalBackend(LocalBackend):
         """
         filepath = str(filepath)
         os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+        for stray in glob.glob(glob.escape(filepath) + PARTIAL_SUFFIX + '*'):
+            os.remove(stray)  # left by a writer that was killed
         partial = f'{filepath}{PARTIAL_SUFFIX}{os.getpid()}'
         try:
             with open(partial, 'wb') as file:

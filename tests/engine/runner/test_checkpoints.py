@@ -45,6 +45,14 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # no partial file
 
 
+def test_saving_again_removes_what_a_killed_writer_left(tmp_path):
+    (tmp_path / 'iter_6.pth.tmp-4242').write_bytes(b'half of a checkpoint')
+    (tmp_path / 'iter_7.pth.tmp-4242').write_bytes(b'another file\'s')
+    AtomicLocalBackend().put(b'whole', tmp_path / 'iter_6.pth')
+    assert sorted(
+        os.listdir(tmp_path)) == ['iter_6.pth', 'iter_7.pth.tmp-4242']
+
+
 def _save(path, value):
     torch.save({'state_dict': {'w': torch.full((4, ), value)}}, str(path))
     time.sleep(0.02)  # distinct modification times
