@@ -34,7 +34,7 @@ train_dataloader = dict(
 img_dataloader = None
 train_cfg = dict(
     _delete_=True,
-    type='EpochBasedTrainLoop',
+    type='BEVTEpochBasedTrainLoop',
     max_epochs=800,
     val_interval=800)
 

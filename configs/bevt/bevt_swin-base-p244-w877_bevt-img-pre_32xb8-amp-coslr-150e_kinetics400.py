@@ -12,6 +12,6 @@ model_wrapper_cfg = dict(
 img_dataloader = None
 train_cfg = dict(
     _delete_=True,
-    type='EpochBasedTrainLoop',
+    type='BEVTEpochBasedTrainLoop',
     max_epochs=150,
     val_interval=150)

@@ -84,7 +84,7 @@ def check_common_model(cfg, window, drop_path, num_classes):
 
 def check_common_schedule(cfg):
     assert cfg.default_scope == 'bevt'
-    assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
+    assert cfg.train_cfg.type == 'BEVTEpochBasedTrainLoop'
     assert cfg.train_cfg.max_epochs == 60
     assert cfg.train_cfg.val_interval == 5
     assert cfg.default_hooks.checkpoint.interval == 5

@@ -70,7 +70,7 @@ def test_train_writes_checkpoint(trained):
     assert 'seed: 1' in log_text(trained)
 
 
-def test_resume_continues_training(trained, motion_data):
+def test_resume_continues_training(trained, motion_data, tmp_path):
     # a bare --resume picks the latest checkpoint of the work dir; the
     # checkpoint was written by a real run and loads with weights_only on
     result = run([
@@ -81,6 +81,21 @@ def test_resume_continues_training(trained, motion_data):
     log = log_text(trained)
     assert 'resumed epoch: 1' in log
     assert osp.isfile(osp.join(trained, 'epoch_2.pth'))
+    # the resumed epoch (its seed from the checkpoint, augmentations from
+    # per-sample seeds) ends with the weights of an uninterrupted run
+    whole = str(tmp_path / 'whole')
+    result = run([
+        sys.executable, 'tools/train.py', SMOKE_CONFIG, '--work-dir', whole,
+        '--seed', '1', '--cfg-options', 'train_cfg.max_epochs=2', *QUICK
+    ], motion_data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed, expected = (
+        torch.load(osp.join(d, 'epoch_2.pth'),
+                   weights_only=False)['state_dict'] for d in (trained, whole))
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(
+            resumed[key], expected[key], atol=1e-6, rtol=0, msg=key)
 
 
 def test_test_py_dumps_predictions(trained, motion_data, tmp_path):

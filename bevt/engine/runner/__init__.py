@@ -1,10 +1,12 @@
 # Copyright (c) bevt contributors. All rights reserved.
 from .checkpoints import (AtomicLocalBackend, checkpoint_problem,
                           find_resumable_checkpoint)
-from .multi_source_loop import (BEVTMultiSourceEpochLoop,
+from .multi_source_loop import (BEVTEpochBasedTrainLoop,
+                                BEVTMultiSourceEpochLoop,
                                 BEVTMultiSourceIterLoop)
 
 __all__ = [
     'AtomicLocalBackend', 'checkpoint_problem', 'find_resumable_checkpoint',
-    'BEVTMultiSourceEpochLoop', 'BEVTMultiSourceIterLoop'
+    'BEVTEpochBasedTrainLoop', 'BEVTMultiSourceEpochLoop',
+    'BEVTMultiSourceIterLoop'
 ]

@@ -5,8 +5,9 @@ mmaction2's ``MultiLoaderEpochBasedTrainLoop`` ends an epoch at the
 *shortest* loader and restarts every loader each epoch. BEVT's official
 runner defines the epoch by the primary (video) loader and lets the other
 loaders (images) cycle: each iteration takes one batch from every loader and
-makes one ``train_step`` on the summed loss. These loops do that, and add
-what long runs need:
+makes one ``train_step`` on the summed loss. These loops do that (and
+:class:`BEVTEpochBasedTrainLoop` the same for one loader: stage 1,
+fine-tuning), and add what long runs need:
 
 - every loader has its own sampler, re-seeded (``set_epoch``) at each epoch
   of the loop and at each restart of a secondary loader, so the image order
@@ -43,7 +44,8 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmengine.runner.utils import set_random_seed
 from torch.utils.data import DataLoader
 
-from bevt.datasets.per_sample_seed import seed_per_sample, seeded_sampler
+from bevt.datasets.per_sample_seed import (SeededDataset, seed_per_sample,
+                                           seeded_sampler)
 from bevt.registry import LOOPS
 
 NONFINITE_POLICIES = ('raise', 'skip')
@@ -167,6 +169,17 @@ class _MultiSourceMixin:
         self.reproducible = reproducible
         self.nonfinite_steps = 0
 
+    def _use_run_seed(self) -> None:
+        """Give the samplers' shuffles and the per-sample seeds the run's
+        seed as it is now: a resumed run takes its checkpoint's seed after
+        the loaders were built (before any worker starts)."""
+        for loader in (self.dataloader, *self.other_loaders):
+            sampler = seeded_sampler(loader)
+            if sampler is not None and hasattr(sampler.sampler, 'seed'):
+                sampler.sampler.seed = int(self.runner.seed)  # mmengine's
+            if isinstance(loader.dataset, SeededDataset):
+                loader.dataset.seed = int(self.runner.seed)
+
     def _seed_iteration(self) -> None:
         """Seed the main process's generators from (seed, iteration[, rank
         with ``diff_rank_seed``]), for the model's random draws."""
@@ -275,6 +288,7 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
     def run(self) -> torch.nn.Module:
         """Launch training (with the non-finite loss guard)."""
         self._install_loss_guard()
+        self._use_run_seed()
         return super().run()
 
     def run_epoch(self) -> None:
@@ -303,13 +317,51 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
         for cycle in self.cycles:
             cycle.restart(self._epoch, done)
         for idx, primary in enumerate(primaries, start=done):
-            batch = (primary, *(next(cycle) for cycle in self.cycles))
+            batch = (primary,
+                     *(next(cycle)
+                       for cycle in self.cycles)) if self.cycles else primary
             self._seed_iteration()
             self.run_iter(idx, batch)
             if self.stop_training:
                 break
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+
+@LOOPS.register_module()
+class BEVTEpochBasedTrainLoop(BEVTMultiSourceEpochLoop):
+    """mmengine's ``EpochBasedTrainLoop`` (one loader) with what
+    :class:`BEVTMultiSourceEpochLoop` adds: per-sample seeds, per-iteration
+    model seeds, mid-epoch resume and the non-finite loss guard.
+
+    For the runs with one source: stage 1 (images), the video-only stage 2
+    and fine-tuning. Each iteration's data is the loader's batch.
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The loader.
+        max_epochs (int): Epochs.
+        val_begin (int): First epoch with validation. Defaults to 1.
+        val_interval (int): Validation interval. Defaults to 1.
+        dynamic_intervals (list, optional): As mmengine. Defaults to None.
+        nonfinite_loss (str): ``'raise'`` or ``'skip'``. Defaults to
+            ``'raise'``.
+        reproducible (bool): Per-sample seeds for the data and
+            per-iteration seeds for the model. Defaults to True.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 max_epochs: int,
+                 val_begin: int = 1,
+                 val_interval: int = 1,
+                 dynamic_intervals: Optional[List] = None,
+                 nonfinite_loss: str = 'raise',
+                 reproducible: bool = True) -> None:
+        super().__init__(runner, dataloader, (), max_epochs, val_begin,
+                         val_interval, dynamic_intervals, nonfinite_loss,
+                         reproducible)
 
 
 @LOOPS.register_module()
@@ -356,6 +408,7 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
     def run(self) -> torch.nn.Module:
         """Launch training (with the non-finite loss guard)."""
         self._install_loss_guard()
+        self._use_run_seed()
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
         if self._iter > 0:

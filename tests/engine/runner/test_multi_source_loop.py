@@ -47,7 +47,8 @@ class ToyModel(BaseModel):
         self.losses = []
         self.draws = []  # the model's own random draws (as drop path)
 
-    def forward(self, *batches, mode='tensor', **kwargs):
+    def forward(self, *batches, mode='tensor', **batch):
+        batches = batches or (batch, )  # one loader: the batch's keys
         self.seen.append(
             tuple((int(b['tag'][0]), b['index'].tolist()) for b in batches))
         noise = sum(b['noise'].sum() for b in batches)
@@ -82,11 +83,14 @@ def make_runner(work_dir,
                 checkpoint=None,
                 workers=0,
                 persistent=False,
+                single=False,
                 **loop):
     train_cfg = dict(
         type='BEVTMultiSourceEpochLoop',
         other_loaders=[loader(4, 1, workers=workers, persistent=persistent)],
         max_epochs=max_epochs)
+    if single:
+        train_cfg = dict(type='BEVTEpochBasedTrainLoop', max_epochs=max_epochs)
     train_cfg.update(loop)
     return Runner(
         model=model or ToyModel(),
@@ -165,6 +169,31 @@ def test_resume_from_an_iteration_checkpoint_skips_the_trained_batches(
     secondary = resumed.train_loop.other_loaders[0].dataset.dataset
     assert len(primary.loaded) == 4 * 2  # 1 batch of epoch 2, 3 of epoch 3
     assert len(secondary.loaded) == 4 * 2
+
+
+def test_one_loader_loop_resumes_mid_epoch_and_ignores_workers(tmp_path):
+    """BEVTEpochBasedTrainLoop (stage 1, fine-tuning): the same guarantees
+    with one loader, whose batch is the iteration's data."""
+    full = make_runner(tmp_path / 'full', single=True)
+    full.train()
+    assert all(len(s) == 1 and s[0][0] == 0 for s in full.model.seen)
+    every_iter = dict(type='CheckpointHook', interval=1, by_epoch=False)
+    make_runner(
+        tmp_path / 'half',
+        single=True,
+        checkpoint=every_iter,
+        workers=2,
+        persistent=True).train()
+    resumed = make_runner(
+        tmp_path / 'resumed',
+        single=True,
+        resume=True,
+        load_from=str(tmp_path / 'half' / 'iter_4.pth'))
+    resumed.train()
+    assert resumed.model.seen == full.model.seen[4:]
+    assert resumed.model.losses == full.model.losses[4:]
+    assert resumed.model.draws == full.model.draws[4:]
+    assert len(resumed.train_dataloader.dataset.dataset.loaded) == 5 * 2
 
 
 @pytest.mark.parametrize('workers,persistent', [(2, False), (2, True)])
