@@ -3,10 +3,7 @@
 # groups); a 2.5-epoch linear warmup from 0.1x (per iteration) multiplying a
 # cosine to 0 over 60 epochs (per epoch), as the official mmcv schedule.
 train_cfg = dict(
-    type='BEVTEpochBasedTrainLoop',
-    max_epochs=60,
-    val_begin=1,
-    val_interval=5)
+    type='BEVTEpochBasedTrainLoop', max_epochs=60, val_begin=1, val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
