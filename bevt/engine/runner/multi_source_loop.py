@@ -165,20 +165,26 @@ class _MultiSourceMixin:
                 for loader in self.other_loaders
             ]
         self.cycles = [_CyclingLoader(loader) for loader in self.other_loaders]
+        self._built_seed = int(runner.seed)
         self.nonfinite_loss = nonfinite_loss
         self.reproducible = reproducible
         self.nonfinite_steps = 0
 
     def _use_run_seed(self) -> None:
-        """Give the samplers' shuffles and the per-sample seeds the run's
-        seed as it is now: a resumed run takes its checkpoint's seed after
-        the loaders were built (before any worker starts)."""
+        """After a resume that changed the run's seed (mmengine takes the
+        checkpoint's, after the loaders were built with the command line's),
+        give it to the per-sample seeds and the samplers' shuffles (before
+        any worker starts)."""
+        seed = int(self.runner.seed)
+        if seed == self._built_seed:
+            return
         for loader in (self.dataloader, *self.other_loaders):
             sampler = seeded_sampler(loader)
             if sampler is not None and hasattr(sampler.sampler, 'seed'):
-                sampler.sampler.seed = int(self.runner.seed)  # mmengine's
+                sampler.sampler.seed = seed  # mmengine's DefaultSampler
             if isinstance(loader.dataset, SeededDataset):
-                loader.dataset.seed = int(self.runner.seed)
+                loader.dataset.seed = seed
+        self._built_seed = seed
 
     def _seed_iteration(self) -> None:
         """Seed the main process's generators from (seed, iteration[, rank
