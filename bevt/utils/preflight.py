@@ -17,22 +17,24 @@ with the config key, the path and how to get it:
   ``--resume PATH`` and the checkpoint given to ``tools/test.py``;
 - values that would only fail later: batch sizes and worker counts, the
   tokenizer view size against the token grid times the tokenizer's
-  downsampling, and the mask budgets against the grid.
+  downsampling, and the mask budgets against the grid (the last two in
+  :mod:`.pipeline_checks`).
 
 Loaders inside ``custom_hooks`` (e.g. the sets of a kNN monitor) are
 optional: their problems are reported as warnings and do not stop the run.
 Remote paths (``scheme://...``) are not checked. Nothing is built: the
 model and transform classes are only looked up for their defaults.
 """
-import inspect
+import functools
 import os
 import os.path as osp
 import sys
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
-#: The mask transforms whose ``input_size`` is the token grid
-MASK_TRANSFORMS = ('BEVTBlockMaskGenerator', 'BEVTTubeMaskGenerator')
+from .pipeline_checks import (check_pipeline, is_int, positive_int,
+                              tokenizer_downsample, type_name)
+
 #: Where each kind of data comes from: (a word of the path, the script that
 #: writes its lists, the section of docs/data_preparation.md)
 DATA_SOURCES = (
@@ -121,13 +123,6 @@ def _data_hint(path: str, is_list: bool) -> str:
             'configs expect')
 
 
-def _type_name(cfg: Any) -> str:
-    """The class name of a config dict, any scope prefix dropped."""
-    if not isinstance(cfg, dict):
-        return ''
-    return str(cfg.get('type', '')).split('.')[-1]
-
-
 def _first_entry(ann_file: str) -> Tuple[Optional[str], Optional[str]]:
     """The first non-empty line of a text list, or an error message."""
     try:
@@ -168,92 +163,20 @@ def _datasets(dataset: Any, key: str) -> Iterator[Tuple[str, dict]]:
         yield key, dataset
 
 
-def _is_int(value: Any) -> bool:
-    """Whether ``value`` is an int (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    """Whether ``value`` is an int above 0."""
-    return _is_int(value) and value > 0
-
-
-def _size_hw(size: Any) -> Optional[Tuple[int, int]]:
-    """``size`` as ``(h, w)`` of positive ints, or None if it is not."""
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if isinstance(size, (list, tuple)) and len(size) == 2 and all(
-            _positive_int(s) for s in size):
-        return int(size[0]), int(size[1])
-    return None
-
-
-def _lookup(cfg: dict, registry: Any) -> Optional[Tuple[type, dict]]:
-    """The registered class of a transform (or model) config and its
-    arguments with the class defaults filled in; None if the class is not
-    found. Nothing is built.
-
-    Raises:
-        TypeError: The class does not take these arguments.
-    """
-    try:
-        cls = registry.get(str(cfg.get('type')))
-    except Exception:  # an unknown scope or a failing import
-        cls = None
-    if not inspect.isclass(cls):
-        return None
-    kwargs = {k: v for k, v in cfg.items() if k != 'type'}
-    signature = inspect.signature(cls.__init__)
-    try:  # `None` stands for `self`
-        bound = signature.bind_partial(None, **kwargs)
-    except TypeError as err:
-        raise TypeError(f'{cls.__name__} does not take these arguments '
-                        f'({err})') from None
-    bound.apply_defaults()
-    args = dict(bound.arguments)
-    args.pop(next(iter(signature.parameters)))
-    return cls, args
-
-
-def _tokenizer_downsample(model: Any) -> Tuple[Optional[int], str]:
-    """Pixels per target cell of a bevt ``model.target_generator`` (None if
-    there is none), with its class name."""
-    if not isinstance(model, dict):
-        return None, ''
-    tokenizer = model.get('target_generator')
-    if not isinstance(tokenizer, dict):
-        return None, ''
-    from bevt.registry import MODELS
-    try:
-        found = _lookup(tokenizer, MODELS)
-    except TypeError:  # building the model will say more
-        found = None
-    if found is None:
-        return None, ''
-    cls, args = found
-    from bevt.models.target_generators.base import BEVTTokenizer
-    if not issubclass(cls, BEVTTokenizer):
-        return None, cls.__name__
-    downsample = args.get('downsample')
-    if downsample is None and 'encoder' in args:  # a ViT patch (VQ-KD)
-        vit = (args.get('encoder') or {}).get('encoder_config') or {}
-        module = sys.modules.get(cls.__module__)
-        default = getattr(module, 'VQKD_ENCODER', {}).get('patch_size')
-        downsample = vit.get('patch_size', default)
-    if downsample is None:
-        downsample = cls.downsample
-    if not _positive_int(downsample):
-        return None, cls.__name__
-    return int(downsample), cls.__name__
-
-
 class _Checker:
     """Collects the problems of one config (see :func:`preflight_problems`)."""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.problems: List[PreflightProblem] = []
-        self._downsample: Optional[Tuple[Optional[int], str]] = None
+        self._tokenizer: Optional[Tuple[Optional[int], str]] = None
+
+    def tokenizer(self) -> Tuple[Optional[int], str]:
+        """:func:`tokenizer_downsample` of the config's model, looked up
+        once."""
+        if self._tokenizer is None:
+            self._tokenizer = tokenizer_downsample(self.cfg.get('model'))
+        return self._tokenizer
 
     def add(self,
             key: str,
@@ -327,13 +250,13 @@ class _Checker:
                 warning=optional)
             return
         batch_size = loader.get('batch_size', 1)
-        if not _positive_int(batch_size):
+        if not positive_int(batch_size):
             self.add(
                 f'{key}.batch_size',
                 f'batch_size must be a positive int, got {batch_size!r}',
                 warning=optional)
         workers = loader.get('num_workers', 0)
-        if not _is_int(workers) or workers < 0:
+        if not is_int(workers) or workers < 0:
             self.add(
                 f'{key}.num_workers', 'num_workers must be a non-negative '
                 f'int, got {workers!r}',
@@ -349,7 +272,9 @@ class _Checker:
             return
         for where, dataset in _datasets(loader['dataset'], f'{key}.dataset'):
             self.dataset_files(where, dataset, optional)
-            self.pipeline(where, dataset.get('pipeline'), optional)
+            check_pipeline(
+                functools.partial(self.add, warning=optional), where,
+                dataset.get('pipeline'), self.tokenizer)
 
     def dataset_files(self, key: str, dataset: dict, optional: bool) -> None:
         """The list, data root and data prefix of one dataset (joined as
@@ -424,124 +349,6 @@ class _Checker:
             '"What the configs expect")',
             warning=optional)
 
-    def pipeline(self, key: str, pipeline: Any, optional: bool) -> None:
-        """The tokenizer view against the token grid, and the mask
-        budgets."""
-        if not isinstance(pipeline, (list, tuple)):
-            return
-        from bevt.registry import TRANSFORMS
-        steps = [(f'{key}.pipeline.{idx}', step)
-                 for idx, step in enumerate(pipeline)
-                 if isinstance(step, dict)]
-        clip_lens = [
-            step.get('clip_len') for _, step in steps
-            if _type_name(step) == 'SampleFrames'
-        ]
-        grids, views = [], []
-        for where, step in steps:
-            kind = _type_name(step)
-            if kind not in MASK_TRANSFORMS + ('BEVTTokenizerView', ):
-                continue
-            try:
-                found = _lookup(step, TRANSFORMS)
-            except TypeError as err:
-                self.add(where, str(err), warning=optional)
-                continue
-            if found is None:
-                continue
-            args = found[1]
-            if kind == 'BEVTTokenizerView':
-                views.append((where, args))
-                continue
-            grid = self.mask_budget(where, args, clip_lens, optional)
-            if grid is not None:
-                grids.append((where, grid))
-        if self._downsample is None:
-            self._downsample = _tokenizer_downsample(self.cfg.get('model'))
-        downsample, tokenizer = self._downsample
-        if downsample is None or not grids:
-            return
-        for where, args in views:
-            size = _size_hw(args.get('size'))
-            if size is None:
-                self.add(
-                    f'{where}.size', 'the tokenizer view size must be a '
-                    f'positive int or (h, w), got {args.get("size")!r}',
-                    warning=optional)
-                continue
-            for mask_key, (grid_h, grid_w) in grids:
-                expected = (grid_h * downsample, grid_w * downsample)
-                value = expected[0] if grid_h == grid_w else expected
-                if size != expected:
-                    self.add(
-                        f'{where}.size',
-                        f'the tokenizer view is {size[0]}x{size[1]} px, '
-                        f'but {tokenizer} (model.target_generator) turns '
-                        f'{downsample} px into one target, so the '
-                        f'{grid_h}x{grid_w} token grid of {mask_key} '
-                        f'needs {expected[0]}x{expected[1]} px',
-                        f'set {where}.size={value} or '
-                        f'{mask_key}.input_size to the view size / '
-                        f'{downsample}',
-                        warning=optional)
-
-    def mask_budget(self, key: str, args: Dict[str, Any], clip_lens: list,
-                    optional: bool) -> Optional[Tuple[int, int]]:
-        """The mask generator's budgets within its grid; returns the grid
-        (or None if ``input_size`` is not valid)."""
-        grid = _size_hw(args.get('input_size'))
-        if grid is None:
-            self.add(
-                f'{key}.input_size', 'the token grid must be a positive int '
-                f'or (h, w), got {args.get("input_size")!r}',
-                warning=optional)
-            return None
-        cells = grid[0] * grid[1]
-        budget = args.get('num_masking_patches')
-        smallest = args.get('min_num_patches')
-        largest = args.get('max_num_patches')
-        if not _is_int(budget) or not 0 <= budget <= cells:
-            self.add(
-                f'{key}.num_masking_patches',
-                f'num_masking_patches={budget!r} is not within the '
-                f'{grid[0]}x{grid[1]} grid (0..{cells})',
-                warning=optional)
-        elif budget == 0:
-            pass  # nothing is masked: the block sizes do not matter
-        elif not _positive_int(smallest) or smallest > budget:
-            self.add(
-                f'{key}.min_num_patches',
-                f'min_num_patches={smallest!r} must be in 1..'
-                f'num_masking_patches ({budget}): blocks drawn larger than '
-                'the budget mostly fail, and the masks get fewer cells '
-                'than asked',
-                warning=optional)
-        elif largest is not None and (not _positive_int(largest)
-                                      or largest < smallest):
-            self.add(
-                f'{key}.max_num_patches',
-                f'max_num_patches={largest!r} must be None or at least '
-                f'min_num_patches ({smallest})',
-                warning=optional)
-        clip_len = args.get('clip_len')
-        temporal_patch = args.get('temporal_patch')
-        if clip_len is not None and _positive_int(temporal_patch):
-            if not _positive_int(clip_len) or clip_len % temporal_patch:
-                self.add(
-                    f'{key}.clip_len',
-                    f'clip_len={clip_len!r} must be a positive multiple of '
-                    f'temporal_patch={temporal_patch}',
-                    warning=optional)
-            elif clip_lens and clip_lens[0] != clip_len:
-                self.add(
-                    f'{key}.clip_len',
-                    f'the tube mask is made for {clip_len} frames, but '
-                    f'SampleFrames samples {clip_lens[0]}',
-                    f'set {key}.clip_len={clip_lens[0]} (or None to read it '
-                    'from the sample)',
-                    warning=optional)
-        return grid
-
     def loaders(self, mode: str) -> None:
         """Every loader the run builds, and those of ``custom_hooks``."""
         cfg = self.cfg
@@ -578,7 +385,7 @@ def _checkpoint_hint(key: str, model: Any) -> str:
     override = f'or pass --cfg-options {key}=PATH'
     if key.startswith('model.target_generator.'):
         tokenizer = (model or {}).get('target_generator') or {}
-        if 'DALLE' in _type_name(tokenizer).upper().replace('-', ''):
+        if 'DALLE' in type_name(tokenizer).upper().replace('-', ''):
             return ('convert OpenAI\'s encoder.pkl with `python tools/'
                     'model_converters/dalle_openai.py encoder.pkl '
                     'checkpoints/dalle_encoder.pth --trust-pickle` (README, '
