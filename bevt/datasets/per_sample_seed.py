@@ -36,6 +36,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 SampleKey = Tuple[int, int]
 
 
+def mix_seed(*values: int) -> int:
+    """A 32-bit seed mixed from non-negative ints
+    (``numpy.random.SeedSequence``): any change of any value gives an
+    unrelated seed."""
+    return int(
+        np.random.SeedSequence([int(v) for v in values]).generate_state(1)[0])
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The 32-bit seed of sample ``index`` in sampler epoch ``epoch``.
 
@@ -45,11 +53,9 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
         index (int): The sample's index in the dataset.
 
     Returns:
-        int: A seed in [0, 2**32), well mixed (``numpy.random.SeedSequence``).
+        int: :func:`mix_seed` of the three, in [0, 2**32).
     """
-    return int(
-        np.random.SeedSequence([int(seed), int(epoch),
-                                int(index)]).generate_state(1)[0])
+    return mix_seed(seed, epoch, index)
 
 
 @contextlib.contextmanager

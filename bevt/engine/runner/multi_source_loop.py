@@ -35,7 +35,6 @@ import gc
 import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.logging import print_log
@@ -44,8 +43,8 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmengine.runner.utils import set_random_seed
 from torch.utils.data import DataLoader
 
-from bevt.datasets.per_sample_seed import (SeededDataset, seed_per_sample,
-                                           seeded_sampler)
+from bevt.datasets.per_sample_seed import (SeededDataset, mix_seed,
+                                           seed_per_sample, seeded_sampler)
 from bevt.registry import LOOPS
 
 NONFINITE_POLICIES = ('raise', 'skip')
@@ -193,10 +192,14 @@ class _MultiSourceMixin:
             return
         rank = get_rank() if self.runner._randomness_cfg.get(
             'diff_rank_seed', False) else 0
-        set_random_seed(
-            int(
-                np.random.SeedSequence([self.runner.seed, self._iter,
-                                        rank]).generate_state(1)[0]))
+        set_random_seed(mix_seed(self.runner.seed, self._iter, rank))
+
+    def _batch(self, primary):
+        """The iteration's data: the primary batch with one batch of every
+        other loader, or the primary batch alone when there is none."""
+        if not self.cycles:
+            return primary
+        return (primary, *(next(cycle) for cycle in self.cycles))
 
     # ------------------------------------------------------------------
     # non-finite loss guard around OptimWrapper.update_params
@@ -323,9 +326,7 @@ class BEVTMultiSourceEpochLoop(_MultiSourceMixin, EpochBasedTrainLoop):
         for cycle in self.cycles:
             cycle.restart(self._epoch, done)
         for idx, primary in enumerate(primaries, start=done):
-            batch = (primary,
-                     *(next(cycle)
-                       for cycle in self.cycles)) if self.cycles else primary
+            batch = self._batch(primary)
             self._seed_iteration()
             self.run_iter(idx, batch)
             if self.stop_training:
@@ -429,8 +430,7 @@ class BEVTMultiSourceIterLoop(_MultiSourceMixin, IterBasedTrainLoop):
                     next(cycle)
         while self._iter < self._max_iters and not self.stop_training:
             self.runner.model.train()
-            batch = (next(self.dataloader_iterator),
-                     *(next(cycle) for cycle in self.cycles))
+            batch = self._batch(next(self.dataloader_iterator))
             self._seed_iteration()
             self.run_iter(batch)
             self._decide_current_val_interval()
