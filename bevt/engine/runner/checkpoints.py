@@ -19,6 +19,7 @@ import zipfile
 from typing import List, Optional, Tuple, Union
 
 from mmengine.fileio import LocalBackend, register_backend
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 #: Suffix of a checkpoint being written (then the writer's pid).
 PARTIAL_SUFFIX = '.tmp-'
@@ -99,13 +100,8 @@ def find_resumable_checkpoint(work_dir: str
         tuple: (path or None, [(unreadable path, reason), ...]) for the
         candidates newer than the one returned.
     """
-    candidates = []
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as file:
-            named = file.read().strip()
-        if named:
-            candidates.append(named)
+    named = find_latest_checkpoint(work_dir)  # mmengine: last_checkpoint
+    candidates = [named] if named else []
     found = glob.glob(osp.join(work_dir, 'epoch_*.pth')) + glob.glob(
         osp.join(work_dir, 'iter_*.pth'))
     candidates += sorted(found, key=osp.getmtime, reverse=True)
