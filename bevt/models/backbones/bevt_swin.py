@@ -55,14 +55,28 @@ def window_and_shift(size: Sequence[int], window_size: Sequence[int],
     return tuple(window), tuple(shift)
 
 
-def shift_mask(size: Sequence[int], window: Size3, shift: Size3,
-               device: torch.device) -> Optional[Tensor]:
-    """mmaction2's additive (0 / -100) shifted-window mask (nW, N, N) for a
-    (D, H, W) map (padded to whole windows), or None if nothing shifts."""
+def shift_mask(size: Sequence[int],
+               window: Size3,
+               shift: Size3,
+               device: torch.device,
+               exact_zeros: bool = True) -> Optional[Tensor]:
+    """The additive shifted-window mask (nW, N, N) of a (D, H, W) map
+    (padded to whole windows), or None if nothing shifts.
+
+    mmaction2's mask is 0 / -100; its softmax weights e^-100 (~4e-44) are
+    denormal floats, which x86 CPUs multiply far slower than normal ones
+    (a stage-3 image block's backward takes twice as long). With
+    ``exact_zeros`` the masked pairs get -inf: weights of exactly 0, the
+    same outputs to float32 rounding (every token sees itself, so no row
+    is all -inf).
+    """
     if not any(shift):
         return None
     padded = [-(-s // w) * w for s, w in zip(size, window)]
-    return compute_mask(*padded, window, shift, device)
+    mask = compute_mask(*padded, window, shift, device)
+    if exact_zeros:
+        mask = mask.masked_fill(mask != 0, float('-inf'))
+    return mask
 
 
 # ----------------------------------------------------------------------
@@ -503,8 +517,10 @@ class BEVTSwinTransformer3D(SwinTransformer3D):
         quirks = image and self.official_image_path
         window, shift = window_and_shift(x.shape[1:4], layer.window_size,
                                          layer.shift_size, quirks)
-        mask = shift_mask(x.shape[1:4], window, shift, x.device)
         attention = self.attention_kind(x.device)
+        # mmaction2's -100 for its own formula, -inf (exact zeros) otherwise
+        exact_zeros = attention != 'reference'
+        mask = shift_mask(x.shape[1:4], window, shift, x.device, exact_zeros)
         for i, block in enumerate(layer.blocks):
             shifted = i % 2 == 1
             args = (block, x, window, shift if shifted else

@@ -176,6 +176,43 @@ def test_window_attention_equals_mmaction(kind, masked):
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('image', [True, False])
+def test_shift_mask_gives_exact_zero_weights(monkeypatch, image):
+    """The eager and SDPA formulas get the shift mask with -inf where
+    mmaction2's has -100 (its softmax weights e^-100 are denormal floats,
+    slow on CPUs), so masked pairs weigh exactly 0; 'reference' keeps
+    mmaction2's mask. Outputs are equal (test above)."""
+    from mmaction.models.backbones.swin import compute_mask
+
+    from bevt.models.backbones import bevt_swin
+
+    masks = []
+    window_attention = bevt_swin.window_attention
+
+    def spy(attn, x, mask, kind='eager'):
+        if mask is not None:
+            masks.append((kind, mask))
+        return window_attention(attn, x, mask, kind)
+
+    monkeypatch.setattr(bevt_swin, 'window_attention', spy)
+    x = torch.randn(1, 3, 64, 64) if image else torch.randn(1, 3, 8, 64, 64)
+    for attention in ('eager', 'reference'):
+        tiny_backbone(attention=attention)(x)
+    kinds = {kind for kind, _ in masks}
+    assert kinds == {'eager', 'reference'}
+    for kind, mask in masks:
+        masked = mask != 0
+        assert masked.any()
+        value = float('-inf') if kind == 'eager' else -100.
+        assert (mask[masked] == value).all()
+    size, window, shift = (2, 8, 8), (2, 4, 4), (1, 2, 2)
+    exact = bevt_swin.shift_mask(size, window, shift, torch.device('cpu'))
+    expected = compute_mask(*size, window, shift, torch.device('cpu'))
+    assert torch.equal(torch.isinf(exact), expected == -100.)
+    scores = torch.randn(expected.shape) + exact
+    assert not (scores.softmax(-1)[expected != 0] != 0).any()
+
+
 def test_relative_position_bias_equals_mmaction_indexing():
     from mmaction.models.backbones.swin import WindowAttention3D
 
