@@ -33,7 +33,11 @@ def test_model(cfg):
     assert cfg.model.head.num_classes == 8192
     assert cfg.model.head.in_channels == 1024
     assert cfg.model.head.loss_weights == dict(video=1.0, img=1.0)
-    assert cfg.model.target_generator.type == 'BEVTDALLETokenizer'
+    tokenizer = cfg.model.target_generator
+    assert tokenizer.type == 'BEVTDALLETokenizer'
+    # float16 on CUDA (the official DALL-E's), channels-last, compiled
+    assert tokenizer.dtype == 'auto' and tokenizer.channels_last is True
+    assert tokenizer.compile is True
     pre = cfg.model.data_preprocessor
     assert pre.mean == [123.675, 116.28, 103.53]
     assert pre.std == [58.395, 57.12, 57.375]

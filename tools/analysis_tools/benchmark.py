@@ -67,6 +67,7 @@ OFFICIAL_SETTINGS = (
     ('model.head.gather_masked', False),  # vocab projection of every token
     ('model.target_generator.dtype', None),  # float32
     ('model.target_generator.channels_last', False),  # NCHW
+    ('model.target_generator.compile', False),  # eager PyTorch
     # one param group per parameter, and AdamW not fused
     ('optim_wrapper.constructor', 'DefaultOptimWrapperConstructor'),
     ('optim_wrapper.optimizer.fused', False))
@@ -471,6 +472,7 @@ class Variant(Timed):
                 f', gather_masked={getattr(m.head, "gather_masked", "?")}, '
                 f'tokenizer dtype={getattr(tokenizer, "dtype", "?")}, '
                 f'channels_last={getattr(tokenizer, "channels_last", "?")}, '
+                f'compile={getattr(tokenizer, "compile_options", "?")}, '
                 f'loss={"official_loss" if self.official else "BEVT.loss"}')
 
     def copy_weights(self, other: 'Variant') -> None:

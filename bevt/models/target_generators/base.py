@@ -1,7 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The frozen base shared by every BEVT target generator."""
 import logging
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -46,7 +46,8 @@ class BEVTTokenizer(BaseModule):
     A subclass builds the wrapped encoder, calls :meth:`_freeze` and
     implements :meth:`_encode` for a batch of images. This class folds clip
     frames into the batch, encodes only the frames that have a needed cell,
-    at the requested precision, and keeps the module frozen: no parameter
+    at the requested precision (optionally through ``torch.compile``), and
+    keeps the module frozen: no parameter
     requires a gradient, :meth:`forward` runs under ``torch.no_grad()``, the
     module stays in ``eval()`` mode, and its weights are never in a
     ``state_dict()`` (nor loaded from one, nor reported missing): they come
@@ -61,6 +62,10 @@ class BEVTTokenizer(BaseModule):
             precision elsewhere. Defaults to None.
         channels_last (bool): Encoder weights and inputs in the
             ``channels_last`` memory format. Defaults to False.
+        compile (bool | dict): Run :meth:`_encode` through
+            ``torch.compile`` (it fuses the activations and residual sums
+            around the convolutions; the same ids); a dict gives its
+            arguments. Compiled at the first call. Defaults to False.
         init_cfg (dict | list[dict], optional): Only ``Pretrained`` is
             meaningful; subclasses hand it to the wrapped encoder.
             Defaults to None.
@@ -78,6 +83,7 @@ class BEVTTokenizer(BaseModule):
     def __init__(self,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__()
         if dtype not in (None, 'auto', *_DTYPES):
@@ -86,11 +92,16 @@ class BEVTTokenizer(BaseModule):
         if not isinstance(channels_last, bool):
             raise ValueError(
                 f'Invalid channels_last: {channels_last!r}; expected a bool')
+        if not isinstance(compile, (bool, dict)):
+            raise ValueError(f'Invalid compile: {compile!r}; expected a bool '
+                             'or a dict of torch.compile arguments')
         if init_cfg is not None and not isinstance(init_cfg,
                                                    (dict, list, tuple)):
             raise ValueError(f'Invalid init_cfg: {init_cfg!r}')
         self.dtype = dtype
         self.channels_last = channels_last
+        self.compile_options = compile
+        self._compiled_encode: Optional[Callable] = None
         cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
         self.pretrained = any(
             cfg is not None and cfg.get('type') == 'Pretrained'
@@ -172,6 +183,22 @@ class BEVTTokenizer(BaseModule):
         """
         raise NotImplementedError
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles compile their own :meth:`_encode`."""
+        state = dict(super().__getstate__())
+        state['_compiled_encode'] = None
+        return state
+
+    def _encoder(self) -> Callable:
+        """:meth:`_encode`, or its compiled version with ``compile``."""
+        if not self.compile_options:
+            return self._encode
+        if self._compiled_encode is None:
+            options = {} if self.compile_options is True else dict(
+                self.compile_options)
+            self._compiled_encode = torch.compile(self._encode, **options)
+        return self._compiled_encode
+
     @torch.no_grad()
     def forward(self, x: Tensor, cell_mask: Optional[Tensor] = None) -> Tensor:
         """Targets of images or clips.
@@ -213,7 +240,7 @@ class BEVTTokenizer(BaseModule):
                     x.device.type,
                     dtype=_DTYPES.get(dtype),
                     enabled=dtype is not None):
-                out[keep] = self._encode(
+                out[keep] = self._encoder()(
                     images, None if cells is None else cells[keep])
         if cells is not None:
             out[~cells] = -1 if self.target_dims is None else 0

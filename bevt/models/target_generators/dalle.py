@@ -1,6 +1,6 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The DALL-E dVAE encoder as a frozen BEVT tokenizer."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,8 @@ class BEVTDALLETokenizer(BEVTTokenizer):
             None.
         channels_last (bool): Convolutions in channels_last memory format.
             Defaults to False.
+        compile (bool | dict): See :class:`BEVTTokenizer`. Defaults to
+            False.
         init_cfg (dict | list[dict], optional): Handed to ``DALLEEncoder``,
             e.g. ``dict(type='Pretrained', checkpoint='dalle_encoder.pth')``
             with mmpretrain's keys (``blocks.input.w``, ...). Defaults to
@@ -58,8 +60,9 @@ class BEVTDALLETokenizer(BEVTTokenizer):
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(dtype, channels_last, init_cfg)
+        super().__init__(dtype, channels_last, compile, init_cfg)
         encoder = {} if encoder is None else encoder
         if not isinstance(encoder, dict):
             raise ValueError(f'Invalid encoder: {encoder!r}; expected a dict')

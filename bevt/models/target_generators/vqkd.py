@@ -1,7 +1,7 @@
 # Copyright (c) bevt contributors. All rights reserved.
 """The BEiT v2 VQ-KD tokenizer as a frozen BEVT tokenizer."""
 import copy
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,8 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
             ViT; see :class:`BEVTTokenizer`. Defaults to None.
         channels_last (bool): Run the patch embedding in channels_last
             memory format. Defaults to False.
+        compile (bool | dict): See :class:`BEVTTokenizer`. Defaults to
+            False.
         init_cfg (dict | list[dict], optional): Handed to ``VQKD``, e.g.
             ``dict(type='Pretrained', checkpoint='vqkd_encoder.pth')`` with
             mmpretrain's converted keys (``encoder.*``,
@@ -89,9 +91,13 @@ class BEVTVQKDTokenizer(BEVTTokenizer):
                  encoder: OptConfigType = None,
                  dtype: Optional[str] = None,
                  channels_last: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
-            dtype=dtype, channels_last=channels_last, init_cfg=init_cfg)
+            dtype=dtype,
+            channels_last=channels_last,
+            compile=compile,
+            init_cfg=init_cfg)
         encoder = {} if encoder is None else encoder
         if not isinstance(encoder, dict):
             raise ValueError(f'Invalid encoder: {encoder!r}; expected a dict')

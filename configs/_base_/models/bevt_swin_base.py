@@ -23,9 +23,11 @@ model = dict(
     target_generator=dict(
         type='BEVTDALLETokenizer',
         # float16 on CUDA, as the official DALL-E's convolutions (OpenAI's
-        # Conv2d casts to half), float32 on CPU; channels-last convolutions
+        # Conv2d casts to half), float32 on CPU; channels-last convolutions,
+        # compiled with torch.compile (docs/performance.md)
         dtype='auto',
         channels_last=True,
+        compile=True,
         # mmpretrain's converted DALL-E encoder (`dalle_encoder.pth`, or
         # tools/model_converters/dalle_openai.py on OpenAI's encoder.pkl)
         init_cfg=dict(

@@ -322,6 +322,43 @@ def test_channels_last_gives_identical_ids(kind):
     assert torch.equal(ids, expected)
 
 
+def test_compile_gives_identical_ids():
+    """``compile=True``: the ids of clips and images, all cells or the
+    needed ones, equal the eager tokenizer's (inductor's kernels)."""
+    eager, compiled = build('dalle'), build('dalle', compile=True)
+    clips, images = inputs('dalle', 2, 3), inputs('dalle', 5)
+    mask = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    for x, cells in ((clips, None), (images, None), (clips, mask < 0.5),
+                     (images, mask[:, 0].repeat(3, 1, 1)[:5] < 0.3)):
+        assert torch.equal(compiled(x, cells), eager(x, cells))
+    assert compiled._compiled_encode is not None
+    assert eager._compiled_encode is None
+
+
+def test_compile_options_and_copies():
+    """A dict is handed to ``torch.compile``; a deep copy runs with its own
+    weights."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    tok = build('dalle', compile=dict(backend=backend))
+    images = inputs('dalle', 2)
+    eager = build('dalle')
+    assert torch.equal(tok(images), eager(images)) and graphs
+    copy_ = copy.deepcopy(tok)
+    assert copy_._compiled_encode is None
+    with torch.no_grad():
+        for module in (copy_, eager):
+            module.encoder.blocks.output.conv.b.copy_(torch.arange(64.) / 10)
+    assert torch.equal(copy_(images), eager(images))
+    assert not torch.equal(tok(images), eager(images))
+    with pytest.raises(ValueError, match='compile'):
+        build('dalle', compile='yes')
+
+
 @pytest.mark.parametrize('kind', KINDS)
 def test_frozen_no_grad_and_eval(kind):
     tok = build(kind)
