@@ -47,9 +47,9 @@ class BEVTTokenizer(BaseModule):
     implements :meth:`_encode` for a batch of images. This class folds clip
     frames into the batch, encodes only the frames that have a needed cell,
     at the requested precision (optionally through ``torch.compile``), and
-    keeps the module frozen: no parameter
-    requires a gradient, :meth:`forward` runs under ``torch.no_grad()``, the
-    module stays in ``eval()`` mode, and its weights are never in a
+    keeps the module frozen: no parameter requires a gradient,
+    :meth:`forward` runs under ``torch.no_grad()``, the module stays in
+    ``eval()`` mode, and its weights are never in a
     ``state_dict()`` (nor loaded from one, nor reported missing): they come
     only from ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
 
