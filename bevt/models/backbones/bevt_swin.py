@@ -63,12 +63,11 @@ def shift_mask(size: Sequence[int],
     """The additive shifted-window mask (nW, N, N) of a (D, H, W) map
     (padded to whole windows), or None if nothing shifts.
 
-    mmaction2's mask is 0 / -100; its softmax weights e^-100 (~4e-44) are
-    denormal floats, which x86 CPUs multiply far slower than normal ones
-    (a stage-3 image block's backward takes twice as long). With
-    ``exact_zeros`` the masked pairs get -inf: weights of exactly 0, the
-    same outputs to float32 rounding (every token sees itself, so no row
-    is all -inf).
+    mmaction2's mask is 0 / -100; its softmax weights e^-100 are denormal
+    floats, which x86 CPUs multiply far slower than normal ones (see
+    docs/performance.md). With ``exact_zeros`` the masked pairs get -inf:
+    weights of exactly 0, the same outputs to float32 rounding (every token
+    sees itself, so no row is all -inf).
     """
     if not any(shift):
         return None
