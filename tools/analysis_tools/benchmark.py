@@ -15,8 +15,8 @@ loaded. The optimizer is the config's ``optim_wrapper`` with
 
 ``--compare`` builds a second variant (``official`` and/or ``key=value``
 overrides) with the same weights, times both interleaved on the same
-batches and prints the ratios; ``--backbone-only`` times the backbone
-against mmaction2's ``SwinTransformer3D`` with the same weights.
+batches and prints the ratios; ``--profile`` writes the profiler's
+operator table of one more step of each.
 
 Examples::
 
@@ -148,10 +148,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         metavar='official|KEY=VALUE',
         help='also time this variant, same weights and batches')
-    parser.add_argument(
-        '--backbone-only',
-        action='store_true',
-        help='time the backbone against mmaction2\'s SwinTransformer3D')
     parser.set_defaults(iters=10, warmup=3, seed=0)
     args = parser.parse_args(argv)
     for name, low in (('iters', 1), ('warmup', 0), ('videos', 0),
@@ -162,8 +158,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                          f'got {value}')
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         parser.error(f'--peak-tflops must be > 0, got {args.peak_tflops}')
-    if args.backbone_only and args.compare:
-        parser.error('--compare times full steps, not --backbone-only')
     args.official = 'official' in (args.compare or [])
     args.overrides = {}
     for item in set(args.compare or []) - {'official'}:
@@ -368,56 +362,9 @@ def build_model(cfg: Any, device: torch.device, seed: int) -> Any:
     return model.to(device).train()
 
 
-class Timed:
-    """Timed steps of one variant: seconds and (CUDA) peak memory.
-
-    Args:
-        name (str): Column title.
-        device (torch.device): Where it runs.
-    """
-
-    def __init__(self, name: str, device: torch.device) -> None:
-        self.name, self.device = name, device
-        self.times, self.peak, self.autocast = [], None, None
-
-    def run(self, data: Any) -> Any:
-        """One step on ``data`` (a subclass's)."""
-        raise NotImplementedError
-
-    def step(self, data: Any, record: bool = True) -> Any:
-        """:meth:`run`, timed (with its CUDA peak memory) if ``record``."""
-        cuda = self.device.type == 'cuda'
-        if cuda:
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            start_bytes = torch.cuda.memory_allocated(self.device)
-        start = time.perf_counter()
-        with self.autocast or nullcontext():
-            out = self.run(data)
-        if cuda:
-            torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device) - start_bytes
-            if record:
-                self.peak = max(self.peak or 0., peak / MIB)
-        if record:
-            self.times.append(time.perf_counter() - start)
-        return out
-
-    def summary(self, clips: int, images: int = 0) -> Dict[str, Any]:
-        """The numbers common to every variant."""
-        median = statistics.median(self.times)
-        return dict(
-            name=self.name,
-            s_per_iter_median=median,
-            s_per_iter_min=min(self.times),
-            clips_per_s=clips / median,
-            images_per_s=images / median if images else None,
-            peak_memory_mib=self.peak,
-            times=self.times)
-
-
-class Variant(Timed):
-    """A model variant's train step, its tokenizer's time and its FLOPs.
+class Variant:
+    """A model variant: its timed train steps (seconds, CUDA peak memory),
+    its tokenizer's time and its FLOPs.
 
     Args:
         name (str): Column title.
@@ -436,13 +383,14 @@ class Variant(Timed):
                  args: argparse.Namespace,
                  device: torch.device,
                  official: bool = False) -> None:
-        super().__init__(name, device)
+        self.name, self.device = name, device
         self.settings, self.official = settings, official
         self.model = build_model(cfg, device, args.seed)
         if official:
             self.model.loss = types.MethodType(official_loss, self.model)
         self.optim, self.autocast, self.optim_desc = build_optim(
             self.model, cfg, args.amp, device)
+        self.times, self.peak = [], None
         self.tokenizer_times, self.losses, self.spans = [], [], []
         self.counting, self.calls, self.frames = False, 0, 0
         tokenizer = self.model.target_generator
@@ -502,31 +450,47 @@ class Variant(Timed):
         self.tokenizer_gflops = sum(counter.get_flop_counts().get(
             tokenizer, {}).values()) / 1e9
 
-    def run(self, data: Any) -> Any:
-        """One train step, as the Runner's."""
-        self.spans.clear()
-        return self.model.train_step(data, self.optim)
-
     def step(self, data: Any, record: bool = True) -> Any:
-        """:meth:`Timed.step`, its loss and the tokenizer's seconds."""
-        out = super().step(data, record)
-        if record:
-            self.losses.append(float(out['loss'].detach()))
-            cuda = self.device.type == 'cuda'
-            spans = zip(self.spans[::2], self.spans[1::2])
-            self.tokenizer_times.append(
-                sum(
-                    a.elapsed_time(b) / 1e3 if cuda else b - a
-                    for a, b in spans))
+        """One train step, as the Runner's; if ``record``, its seconds, loss,
+        tokenizer seconds and (CUDA) peak memory."""
+        cuda = self.device.type == 'cuda'
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            start_bytes = torch.cuda.memory_allocated(self.device)
+        self.spans.clear()
+        start = time.perf_counter()
+        with self.autocast or nullcontext():
+            out = self.model.train_step(data, self.optim)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        if not record:
+            return out
+        self.times.append(time.perf_counter() - start)
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(self.device) - start_bytes
+            self.peak = max(self.peak or 0., peak / MIB)
+        self.losses.append(float(out['loss'].detach()))
+        spans = zip(self.spans[::2], self.spans[1::2])
+        self.tokenizer_times.append(
+            sum(a.elapsed_time(b) / 1e3 if cuda else b - a for a, b in spans))
         return out
 
     def summary(self, counts: Dict[str, int],
                 peak_tflops: Optional[float]) -> Dict[str, Any]:
         """The numbers of this variant."""
-        out = super().summary(counts.get('video', 0), counts.get('img', 0))
+        median = statistics.median(self.times)
+        images = counts.get('img', 0)
         step = 3 * (self.gflops - self.tokenizer_gflops) + \
             self.tokenizer_gflops
-        out.update(
+        out = dict(
+            name=self.name,
+            s_per_iter_median=median,
+            s_per_iter_min=min(self.times),
+            clips_per_s=counts.get('video', 0) / median,
+            images_per_s=images / median if images else None,
+            peak_memory_mib=self.peak,
+            times=self.times,
             settings=self.settings,
             model=self.describe(),
             optimizer=self.optim_desc,
@@ -537,40 +501,12 @@ class Variant(Timed):
             fwd_gflops=self.gflops,
             fwd_gflops_tokenizer=self.tokenizer_gflops,
             step_gflops=step,
-            achieved_tflops=step / out['s_per_iter_median'] / 1e3,
+            achieved_tflops=step / median / 1e3,
             first_loss=self.loss,
             losses=self.losses)
         if peak_tflops:
             out['mfu'] = out['achieved_tflops'] / peak_tflops
         return out
-
-
-class BackboneRun(Timed):
-    """A backbone's train step: forward of clips ``x``, backward of the sum.
-
-    Args:
-        name (str): Column title.
-        module (nn.Module): The backbone.
-        x (Tensor): Clips (N, 3, T, H, W).
-        autocast (torch.autocast, optional): Around the step.
-    """
-
-    def __init__(self, name: str, module: Any, x: torch.Tensor,
-                 autocast: Any) -> None:
-        super().__init__(name, x.device)
-        self.module, self.x, self.autocast = module, x, autocast
-        with torch.no_grad(), flop_counter() as counter:
-            module(x)
-        self.gflops = counter.get_total_flops() / 1e9
-
-    def run(self, data: Any) -> None:
-        """Forward and backward."""
-        self.module.zero_grad(set_to_none=True)
-        self.module(self.x).float().sum().backward()
-
-    def summary(self) -> Dict[str, Any]:
-        """The numbers of this backbone."""
-        return dict(super().summary(len(self.x)), fwd_gflops=self.gflops)
 
 
 # ----------------------------------------------------------------------
@@ -623,7 +559,7 @@ def table(results: List[Dict[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-def run_interleaved(variants: List[Timed], steps: List[Any], iters: int,
+def run_interleaved(variants: List[Variant], steps: List[Any], iters: int,
                     warmup: int) -> None:
     """``warmup + iters`` steps of every variant in turn (A B, B A, ...);
     the timed ones take ``steps`` in turn from the first."""
@@ -632,7 +568,7 @@ def run_interleaved(variants: List[Timed], steps: List[Any], iters: int,
             variant.step(steps[(i - warmup) % len(steps)], i >= warmup)
 
 
-def profile(variants: List[Timed], data: Any, path: str) -> None:
+def profile(variants: List[Variant], data: Any, path: str) -> None:
     """Profile one more step of each variant; write torch.profiler's
     operator table to ``path`` and print its top 10 operators."""
     from torch.profiler import ProfilerActivity
@@ -714,7 +650,7 @@ def step_benchmark(cfg: Any, args: argparse.Namespace, device: torch.device,
     run_interleaved(variants, steps, args.iters, args.warmup)
     results = [v.summary(counts, args.peak_tflops) for v in variants]
     print(table(results))
-    payload = dict(mode='step', variants=results, distinct_batches=len(steps))
+    payload = dict(variants=results, distinct_batches=len(steps))
     if device.type == 'cpu':
         payload['peak_rss_mib'] = resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024.
@@ -737,75 +673,6 @@ def step_benchmark(cfg: Any, args: argparse.Namespace, device: torch.device,
     if args.profile:
         profile(variants, steps[0], args.profile)
     return payload
-
-
-def backbone_benchmark(cfg: Any, args: argparse.Namespace,
-                       device: torch.device, specs: Dict[str, dict],
-                       info: List[str]) -> Dict[str, Any]:
-    """Time our backbone's train step against mmaction2's Swin3D."""
-    from mmaction.models.backbones.swin import SwinTransformer3D
-
-    if 'video' not in specs or args.videos == 0:
-        raise ValueError('--backbone-only needs clips: a video pipeline and '
-                         '--videos >= 1')
-    spec, backbone = specs['video'], cfg.model.backbone
-    with quiet():
-        torch.manual_seed(args.seed)
-        ours = MODELS.build(backbone)
-        ours.init_weights()
-    arch = backbone.get('arch', 'base')
-    arch = SwinTransformer3D.arch_zoo[arch] if isinstance(arch, str) else arch
-    params = inspect.signature(SwinTransformer3D).parameters
-    theirs = SwinTransformer3D(
-        pretrained=None,
-        out_indices=(len(arch['depths']) - 1, ),
-        **{
-            k: copy.deepcopy(v)
-            for k, v in backbone.items()
-            if k in params and k not in ('pretrained', 'pretrained2d',
-                                         'out_indices', 'init_cfg')
-        })
-    loaded = theirs.load_state_dict(ours.state_dict(), strict=False)
-    theirs.to(device)
-    theirs.train()  # mmaction2's train() returns None
-    size = (args.videos or spec.batch_size, 3, spec.clip_len, *spec.crop)
-    x = torch.randn(
-        size, generator=torch.Generator().manual_seed(args.seed)).to(device)
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
-    autocast = None if dtype is None else torch.autocast(device.type, dtype)
-    runs = [
-        BackboneRun('bevt',
-                    ours.to(device).train(), x, autocast),
-        BackboneRun('mmaction2', theirs, x, autocast)
-    ]
-    total = len(theirs.state_dict())
-    info += [
-        f'input: clips {list(size)}, no mask; forward, backward of the sum',
-        f'bevt: {type(ours).__name__}(attention='
-        f'{getattr(ours, "attention", "?")!r}), fusion decoders included',
-        f'mmaction2: SwinTransformer3D, {total - len(loaded.missing_keys)} '
-        f'of {total} entries from ours (missing: '
-        f'{loaded.missing_keys or "none"}; '
-        f'{len(loaded.unexpected_keys)} BEVT-only entries unused)',
-        'precision: ' +
-        (f'torch.autocast({device.type}, {dtype})' if dtype else 'float32'),
-        f'timing: median/min of {args.iters} steps after {args.warmup} '
-        'warm-up, interleaved'
-    ]
-    print('\n'.join(['== backbone train step =='] + info) + '\n')
-    sys.stdout.flush()
-    run_interleaved(runs, [None], args.iters, args.warmup)
-    results = [run.summary() for run in runs]
-    print(table(results))
-    ratio = results[1]['s_per_iter_median'] / results[0]['s_per_iter_median']
-    print(f'\nspeed-up of bevt over mmaction2 (mmaction2 time / bevt time): '
-          f'{ratio:.2f}x')
-    if args.profile:
-        profile(runs, None, args.profile)
-    return dict(
-        mode='backbone-only',
-        variants=results,
-        ratios=dict(s_per_iter_median=ratio))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -841,10 +708,7 @@ def run(args: argparse.Namespace) -> int:
         f'config: {args.config}', f'device: {device} '
         f'({torch.get_num_threads()} threads), torch {torch.__version__}'
     ]
-    if args.backbone_only:
-        payload = backbone_benchmark(cfg, args, device, specs, info)
-    else:
-        payload = step_benchmark(cfg, args, device, specs, counts, info)
+    payload = step_benchmark(cfg, args, device, specs, counts, info)
     payload.update(
         config=args.config,
         device=str(device),
