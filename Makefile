@@ -48,8 +48,10 @@ lint: $(STAMP)
 	$(BIN)/isort --check-only --diff $(LINT_PATHS)
 	$(BIN)/yapf --diff --recursive $(LINT_PATHS)
 
+# The suite in PYTEST_WORKERS processes (pytest-xdist; 0 runs it in this one).
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
 
 test: lint pytest
 
