@@ -5,6 +5,7 @@ import os.path as osp
 import re
 
 import pytest
+from mmengine.registry import DefaultScope
 
 from bevt.testing import PRETRAIN_SMOKE_CONFIG, REPO_ROOT, config_path
 
@@ -32,3 +33,12 @@ def test_refuses_feature_targets():
                       '3e_synthetic-motion-shapes.py')
     with pytest.raises(SystemExit):
         _load_tool().main([hog, '--frames', '1', '--size', '32'])
+
+
+def test_builds_in_the_config_scope_whatever_scope_is_current(capsys):
+    """Another library's scope left current (as by an earlier runner in the
+    same process) must not hide the config's parts."""
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        _load_tool().main(
+            [PRETRAIN_SMOKE_CONFIG, '--frames', '1', '--size', '32'])
+    assert 'BEVTDALLETokenizer, 1 frames of 32 px' in capsys.readouterr().out

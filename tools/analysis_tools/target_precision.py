@@ -31,11 +31,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda')
     args = parser.parse_args(argv)
 
+    from mmengine.registry import init_default_scope
+
     import bevt.models  # noqa: F401  (registers the parts)
     from bevt.datasets.synthetic_motion import MOTIONS, make_clip
     from bevt.registry import MODELS
 
-    cfg = load_config(args.config).model
+    config = load_config(args.config)
+    init_default_scope(config.get('default_scope', 'bevt'))
+    cfg = config.model
     cfg.target_generator.pop('init_cfg', None)
     rng = np.random.default_rng(0)
     clips = [
