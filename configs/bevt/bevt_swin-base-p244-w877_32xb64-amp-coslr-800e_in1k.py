@@ -19,14 +19,11 @@ model_wrapper_cfg = dict(
 # the image stream is the only (primary) loader: the stage-2 image data,
 # ImageNet once per epoch
 train_dataloader = dict(
-    _delete_=True,
     batch_size=64,
     num_workers=10,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='BEVTTolerantDataset',
         dataset=dict(
+            _delete_=True,
             type='mmpretrain.ImageNet',
             ann_file=_base_.image_ann_file,
             data_prefix=_base_.image_data_root,
@@ -41,35 +38,16 @@ train_cfg = dict(
 optim_wrapper = dict(
     accumulative_counts=1,
     optimizer=dict(lr=1.5e-3, betas=(0.9, 0.999), weight_decay=0.05))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=10,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=790,
-        eta_min=1e-5,
-        by_epoch=True,
-        begin=10,
-        end=800,
-        convert_to_iter_based=True)
-]
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].update(start_factor=1e-4)
+param_scheduler[1].update(T_max=790, eta_min=1e-5, begin=10, end=800)
 default_hooks = dict(checkpoint=dict(interval=50))
 # kNN monitor on ImageNet-1K (10 training images per class as the bank, 5
-# validation images per class as the queries), every 10 epochs
+# validation images per class as the queries; k=20, temperature 0.07), every
+# 10 epochs
 custom_hooks = [
     dict(type='BEVTSkippedFilesHook', max_skip_ratio=0.01),
-    dict(
-        type='BEVTKNNHook',
-        bank=_base_.knn_image_sets['bank'],
-        query=_base_.knn_image_sets['query'],
-        interval=10,
-        k=20,
-        temperature=0.07)
+    dict(type='BEVTKNNHook', interval=10, **_base_.knn_image_sets)
 ]
 
 # Default setting for scaling LR automatically

@@ -30,16 +30,11 @@ default_hooks = dict(
 # kNN monitor: before training and after every epoch, kNN top-1 / top-5 of
 # the backbone's features on Kinetics-400 (20 training clips per class as
 # the bank, 10 validation clips per class as the queries; see
-# configs/bevt/README.md); off with one warning if a list is missing
+# configs/bevt/README.md; k=20, temperature 0.07: the hook's defaults, as
+# DINO); off with one warning if a list is missing
 custom_hooks = [
     dict(type='BEVTSkippedFilesHook', max_skip_ratio=0.01),
-    dict(
-        type='BEVTKNNHook',
-        bank=_base_.knn_video_sets['bank'],
-        query=_base_.knn_video_sets['query'],
-        interval=1,
-        k=20,
-        temperature=0.07)
+    dict(type='BEVTKNNHook', interval=1, **_base_.knn_video_sets)
 ]
 randomness = dict(seed=0, diff_rank_seed=True)
 

@@ -105,7 +105,9 @@ def hook_config(cfg: Any, args: argparse.Namespace) -> dict:
             hook[key] = getattr(args, key)
     for name in ('bank', 'query'):
         loader = dict(hook[name])
-        for key in ('batch_size', 'num_workers'):
+        # a set's own max_samples wins over the hook's: the command line's
+        # goes to both
+        for key in ('batch_size', 'num_workers', 'max_samples'):
             if getattr(args, key) is not None:
                 loader[key] = getattr(args, key)
         if getattr(args, name) is not None:

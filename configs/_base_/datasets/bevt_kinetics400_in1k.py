@@ -64,13 +64,12 @@ train_dataloader = dict(
             ann_file=video_ann_file,
             data_prefix=dict(video=video_data_root),
             pipeline=video_pipeline)))
-# ImageNet repeated 5 times, so that the image loader outlasts the video
-# epoch (as the official run)
+# the video loader's settings with 32 images a batch; ImageNet repeated 5
+# times, so that the image loader outlasts the video epoch (as the official
+# run)
 img_dataloader = dict(
+    train_dataloader,
     batch_size=32,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='BEVTTolerantDataset',
         dataset=dict(
@@ -111,45 +110,42 @@ knn_image_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackBEVTInputs')
 ]
+knn_video_bank = dict(
+    batch_size=8,
+    num_workers=8,
+    max_samples=8000,
+    dataset=dict(
+        type='VideoDataset',
+        ann_file=video_ann_file,
+        data_prefix=dict(video=video_data_root),
+        pipeline=knn_video_pipeline,
+        test_mode=True))
+knn_image_bank = dict(
+    batch_size=64,
+    num_workers=8,
+    max_samples=10000,
+    dataset=dict(
+        type='mmpretrain.ImageNet',
+        ann_file=image_ann_file,
+        data_prefix=image_data_root,
+        pipeline=knn_image_pipeline,
+        test_mode=True))
+# the queries: the bank's loader on the validation list
 knn_video_sets = dict(
-    bank=dict(
-        batch_size=8,
-        num_workers=8,
-        max_samples=8000,
-        dataset=dict(
-            type='VideoDataset',
-            ann_file=video_ann_file,
-            data_prefix=dict(video=video_data_root),
-            pipeline=knn_video_pipeline,
-            test_mode=True)),
+    bank=knn_video_bank,
     query=dict(
-        batch_size=8,
-        num_workers=8,
+        knn_video_bank,
         max_samples=4000,
         dataset=dict(
-            type='VideoDataset',
+            knn_video_bank['dataset'],
             ann_file=knn_video_val_ann_file,
-            data_prefix=dict(video=knn_video_val_root),
-            pipeline=knn_video_pipeline,
-            test_mode=True)))
+            data_prefix=dict(video=knn_video_val_root))))
 knn_image_sets = dict(
-    bank=dict(
-        batch_size=64,
-        num_workers=8,
-        max_samples=10000,
-        dataset=dict(
-            type='mmpretrain.ImageNet',
-            ann_file=image_ann_file,
-            data_prefix=image_data_root,
-            pipeline=knn_image_pipeline,
-            test_mode=True)),
+    bank=knn_image_bank,
     query=dict(
-        batch_size=64,
-        num_workers=8,
+        knn_image_bank,
         max_samples=5000,
         dataset=dict(
-            type='mmpretrain.ImageNet',
+            knn_image_bank['dataset'],
             ann_file=knn_image_val_ann_file,
-            data_prefix=knn_image_val_root,
-            pipeline=knn_image_pipeline,
-            test_mode=True)))
+            data_prefix=knn_image_val_root)))

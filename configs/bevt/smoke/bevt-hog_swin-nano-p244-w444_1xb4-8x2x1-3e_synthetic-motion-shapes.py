@@ -47,43 +47,8 @@ param_scheduler[1].update(T_max=3, end=3)
 # kNN monitor (BEVTKNNHook): before the first epoch and after each, the
 # mean-pooled features of the centre crop of one clip, 16 training clips
 # per motion as the bank and the 16 validation clips per motion as the
-# queries; top-1 at chance is 12.5 %
-knn_pipeline = [
-    dict(type='DecordInit'),
-    dict(
-        type='SampleFrames',
-        clip_len=8,
-        frame_interval=2,
-        num_clips=1,
-        test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 64)),
-    dict(type='CenterCrop', crop_size=64),
-    dict(type='PackBEVTInputs')
-]
+# queries (the smoke sets of the base config; k=20, temperature 0.07);
+# top-1 at chance is 12.5 %
 custom_hooks = _base_.custom_hooks + [
-    dict(
-        type='BEVTKNNHook',
-        bank=dict(
-            batch_size=16,
-            num_workers=2,
-            dataset=dict(
-                type='VideoDataset',
-                ann_file=_base_.video_ann_file,
-                data_prefix=dict(video=f'{_base_.data_root}/videos/train'),
-                pipeline=knn_pipeline,
-                test_mode=True)),
-        query=dict(
-            batch_size=16,
-            num_workers=2,
-            dataset=dict(
-                type='VideoDataset',
-                ann_file=f'{_base_.data_root}/videos_val.txt',
-                data_prefix=dict(video=f'{_base_.data_root}/videos/val'),
-                pipeline=knn_pipeline,
-                test_mode=True)),
-        interval=1,
-        k=20,
-        temperature=0.07,
-        max_samples=128)
+    dict(type='BEVTKNNHook', interval=1, **_base_.knn_video_sets)
 ]

@@ -7,6 +7,7 @@
 # stage-2 optimisation at lr 1e-3 over 4 epochs, without AMP (a CPU).
 _base_ = [
     '../../_base_/models/bevt_swin_nano.py',
+    '../../_base_/datasets/bevt_kinetics400_in1k.py',
     '../../_base_/schedules/bevt_adamw_150e.py',
     '../../_base_/default_runtime.py'
 ]
@@ -16,68 +17,65 @@ data_root = '{{$BEVT_DATA:data/synthetic}}'
 video_ann_file = f'{data_root}/videos_train.txt'
 image_ann_file = f'{data_root}/images_train.txt'
 
+# the stage-2 pipelines (and the kNN monitor's) with these sizes
+smoke_sizes = dict(
+    SampleFrames=dict(clip_len=8, frame_interval=2),
+    RandomRescale=dict(scale_range=(64, 80)),
+    RandomCrop=dict(size=64),
+    BEVTTokenizerView=dict(size=32),
+    BEVTTubeMaskGenerator=dict(
+        input_size=4, num_masking_patches=8, min_num_patches=2, clip_len=8),
+    BEVTBlockMaskGenerator=dict(
+        input_size=4, num_masking_patches=8, min_num_patches=2),
+    Resize=dict(scale=(-1, 64)),
+    CenterCrop=dict(crop_size=64))
 video_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='RandomRescale', scale_range=(64, 80), interpolation='bicubic'),
-    dict(type='RandomCrop', size=64),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='BEVTTokenizerView', size=32, interpolation='lanczos'),
-    dict(
-        type='BEVTTubeMaskGenerator',
-        input_size=4,
-        num_masking_patches=8,
-        min_num_patches=2,
-        clip_len=8,
-        temporal_patch=2,
-        tube_range=(0.5, 1.0)),
-    dict(type='PackBEVTInputs')
+    dict(step, **smoke_sizes.get(step.type, {}))
+    for step in _base_.video_pipeline
 ]
 image_pipeline = [
-    dict(type='BEVTLoadImage'),
-    dict(type='RandomRescale', scale_range=(64, 80), interpolation='bicubic'),
-    dict(
-        type='ColorJitter',
-        brightness=0.4,
-        contrast=0.4,
-        saturation=0.4,
-        hue=0),
-    dict(type='RandomCrop', size=64),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='BEVTTokenizerView', size=32, interpolation='lanczos'),
-    dict(
-        type='BEVTBlockMaskGenerator',
-        input_size=4,
-        num_masking_patches=8,
-        min_num_patches=2),
-    dict(type='PackBEVTInputs')
+    dict(step, **smoke_sizes.get(step.type, {}))
+    for step in _base_.image_pipeline
+]
+knn_video_pipeline = [
+    dict(step, **smoke_sizes.get(step.type, {}))
+    for step in _base_.knn_video_pipeline
 ]
 
 train_dataloader = dict(
-    batch_size=4,
     num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='BEVTTolerantDataset',
         dataset=dict(
-            type='VideoDataset',
             ann_file=video_ann_file,
             data_prefix=dict(video=f'{data_root}/videos/train'),
             pipeline=video_pipeline)))
+# the shape images once per epoch, 8 a batch
 img_dataloader = dict(
     batch_size=8,
     num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='BEVTTolerantDataset',
         dataset=dict(
+            _delete_=True,
             type='mmpretrain.CustomDataset',
             ann_file=image_ann_file,
             data_prefix=f'{data_root}/images/train',
             pipeline=image_pipeline)))
+# kNN monitor sets (a recipe's BEVTKNNHook): the training clips as the bank,
+# the validation clips as the queries, at most 128 of each
+knn_loader = dict(batch_size=16, num_workers=2, max_samples=128)
+knn_video_sets = dict(
+    bank=dict(
+        knn_loader,
+        dataset=dict(
+            ann_file=video_ann_file,
+            data_prefix=dict(video=f'{data_root}/videos/train'),
+            pipeline=knn_video_pipeline)),
+    query=dict(
+        knn_loader,
+        dataset=dict(
+            ann_file=f'{data_root}/videos_val.txt',
+            data_prefix=dict(video=f'{data_root}/videos/val'),
+            pipeline=knn_video_pipeline)))
 
 # 4 epochs: 1 of warmup, the cosine over all 4
 train_cfg = dict(max_epochs=4)
