@@ -100,13 +100,12 @@ def hook_config(cfg: Any, args: argparse.Namespace) -> dict:
                          'there')
     hook = copy.deepcopy(dict(hooks[0]))
     hook.pop('type')
-    for key in ('max_samples', 'k', 'temperature'):
+    for key in ('k', 'temperature'):
         if getattr(args, key) is not None:
             hook[key] = getattr(args, key)
     for name in ('bank', 'query'):
         loader = dict(hook[name])
-        # a set's own max_samples wins over the hook's: the command line's
-        # goes to both
+        # on each set: a set's own max_samples wins over the hook's
         for key in ('batch_size', 'num_workers', 'max_samples'):
             if getattr(args, key) is not None:
                 loader[key] = getattr(args, key)
